@@ -1,0 +1,287 @@
+"""Fits: where loss bottoms out at each budget (Approach 2), and power laws across budgets.
+
+Hoffmann et al. 2022, Sec. 3.2: at each compute budget C, fit a parabola of loss
+in log N through the runs of that budget; its vertex is N_opt(C). Then fit
+N_opt = k * C**a, D_opt = k' * C**b and L_opt = k'' * C**c by least squares in
+log space.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._checks import param_error
+
+OPTIMA_COLUMNS = [
+    "budget", "params_opt", "tokens_opt", "loss_opt", "n_points", "params_min", "params_max",
+    "curvature", "has_minimum", "inside", "usable", "flag",
+]
+LAW_QUANTITIES = {"params": "params_opt", "tokens": "tokens_opt", "loss": "loss_opt"}
+LAW_COLUMNS = [
+    "quantity", "coefficient", "exponent", "exponent_se", "exponent_lo", "exponent_hi", "r2", "n_budgets",
+    "budget_min", "budget_max", "log_budget_mean", "log_budget_ss", "residual_se",
+]
+
+
+class FitWarning(UserWarning):
+    """A fit ran, but part of the data cannot support it (named in the message)."""
+
+
+def snap_budgets(flops: Iterable[float], tolerance: float = 0.1) -> np.ndarray:
+    """Group noisy FLOP counts into budgets.
+
+    Values within ``tolerance`` decades of their neighbour (after sorting) belong to
+    one budget, whose value is the group's geometric mean rounded to 3 significant
+    figures.
+
+    Examples
+    --------
+    >>> snap_budgets([0.98e18, 1.03e18, 1.01e19, 0.99e19]).tolist()
+    [1e+18, 1e+18, 1e+19, 1e+19]
+    """
+    values = np.asarray(list(flops), dtype=float)
+    logs = np.log10(values)
+    order = np.argsort(logs)
+    group = np.empty(len(values), dtype=int)
+    group[order] = np.concatenate([[0], np.cumsum(np.diff(logs[order]) > tolerance)]) if len(values) else []
+    out = np.empty(len(values))
+    for g in np.unique(group):
+        members = group == g
+        centre = 10 ** logs[members].mean()
+        out[members] = float(f"{centre:.3g}")
+    return out
+
+
+def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.DataFrame:
+    """Validate a results frame and return the usable rows with a ``budget`` column.
+
+    Needs ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops``. Rows whose
+    ``status`` is not ``completed``, or whose numbers are missing or not positive,
+    are left out with a :class:`FitWarning` that says how many and why.
+    """
+    if not isinstance(results, pd.DataFrame):
+        raise param_error("results", func, "a pandas DataFrame", type(results).__name__,
+                          "Load a CSV with flops_fit.load_results(path).")
+    required = ["params", "tokens", "loss"]
+    missing = [c for c in required if c not in results.columns]
+    if "budget" not in results.columns and "flops" not in results.columns:
+        missing.append("budget (or flops)")
+    if missing:
+        raise param_error(
+            "results", func, "a DataFrame with columns params, tokens, loss and budget or flops",
+            list(results.columns), f"Missing: {missing}. Rename your columns, e.g. "
+            "load_results(df, columns={'n_params': 'params'}).",
+        )
+    frame = results.copy()
+    if "status" in frame.columns:
+        bad = frame["status"].astype(str) != "completed"
+        if bad.any():
+            counts = frame.loc[bad, "status"].astype(str).value_counts().to_dict()
+            warnings.warn(f"{func}: left out {int(bad.sum())} run(s) that did not complete: {counts}.",
+                          FitWarning, stacklevel=3)
+            frame = frame.loc[~bad]
+    for column in [*required, "budget", "flops"]:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    has_budget = "budget" in frame.columns and frame["budget"].notna().all()
+    basis = ["budget"] if has_budget else ["flops"]
+    numbers = frame[required + basis].to_numpy(dtype=float)
+    ok = np.isfinite(numbers).all(axis=1) & (numbers > 0).all(axis=1)
+    if not ok.all():
+        warnings.warn(f"{func}: left out {int((~ok).sum())} run(s) with missing, infinite or non-positive "
+                      f"{'/'.join(required + basis)}.", FitWarning, stacklevel=3)
+        frame = frame.loc[ok]
+    if frame.empty:
+        raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
+    if not has_budget:
+        frame["budget"] = snap_budgets(frame["flops"])
+    return frame.reset_index(drop=True)
+
+
+def _fit_budget(group: pd.DataFrame) -> dict[str, object]:
+    """Approach 2 at one budget: parabola of loss in ln N, vertex, and D at the vertex."""
+    x = np.log(group["params"].to_numpy(dtype=float))
+    y = group["loss"].to_numpy(dtype=float)
+    centre = x.mean()  # centring keeps the normal equations well conditioned
+    c2, c1, c0 = np.polyfit(x - centre, y, 2)
+    lo, hi = x.min(), x.max()
+    has_minimum = bool(c2 > 0)
+    if has_minimum:
+        x_opt = centre - c1 / (2 * c2)
+        loss_opt = c0 - c1**2 / (4 * c2)
+    else:  # no vertex to speak of: report the lowest run, flagged
+        x_opt, loss_opt = x[np.argmin(y)], y.min()
+    inside = bool(has_minimum and lo <= x_opt <= hi)
+    # D at the vertex: ln D is linear in ln N at fixed C (exactly so under 6N)
+    log_tokens = np.log(group["tokens"].to_numpy(dtype=float))
+    slope, intercept = np.polyfit(x, log_tokens, 1) if np.ptp(x) > 0 else (0.0, log_tokens.mean())
+    flag = "" if inside else ("no minimum (loss does not curve upwards)" if not has_minimum
+                              else "vertex outside the sampled sizes")
+    return {
+        "params_opt": float(np.exp(x_opt)), "tokens_opt": float(np.exp(intercept + slope * x_opt)),
+        "loss_opt": float(loss_opt), "n_points": len(group), "params_min": float(np.exp(lo)),
+        "params_max": float(np.exp(hi)), "curvature": float(c2), "has_minimum": has_minimum,
+        "inside": inside, "usable": inside, "flag": flag,
+    }
+
+
+def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
+    """Approach 2: the loss-minimising N, D and loss at each budget.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Columns ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops`` (noisy
+        FLOP counts are snapped to budgets); rows whose ``status`` is not
+        ``completed`` are left out.
+    min_points : int, default 3
+        Fewest distinct model sizes a budget needs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per budget: ``budget, params_opt, tokens_opt, loss_opt, n_points,
+        params_min, params_max, curvature, has_minimum, inside, usable, flag``.
+        ``usable`` is False where the vertex lies outside the sampled sizes or the
+        curve has no minimum; those budgets are flagged, warned about and left out
+        of :func:`fit_power_laws`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> n = np.geomspace(1e6, 1e8, 7)
+    >>> df = pd.DataFrame({"params": n, "tokens": 1e18 / (6 * n), "budget": 1e18,
+    ...                    "loss": 2 + 0.1 * (np.log(n) - np.log(1e7)) ** 2})
+    >>> round(fit_isoflops(df)["params_opt"].iloc[0] / 1e7, 6)
+    1.0
+    """
+    if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 3:
+        raise param_error("min_points", "fit_isoflops", "an integer of at least 3 (a parabola needs 3 points)", min_points)
+    frame = prepare_results(results, "fit_isoflops")
+    rows = []
+    for budget, group in frame.groupby("budget", sort=True):
+        n_sizes = group["params"].nunique()
+        if n_sizes < min_points:
+            raise param_error(
+                "results", "fit_isoflops", f"at least {min_points} distinct model sizes at every budget",
+                f"{n_sizes} at budget {budget:.4g}",
+                f"Add runs at that budget or drop it: results[results['budget'] != {budget:.6g}].",
+            )
+        rows.append({"budget": float(budget), **_fit_budget(group)})
+    optima = pd.DataFrame(rows, columns=OPTIMA_COLUMNS)
+    for row in optima.itertuples():
+        if row.flag:
+            detail = (f"N_opt={row.params_opt:.3g} vs sampled {row.params_min:.3g}..{row.params_max:.3g}"
+                      if row.has_minimum else f"lowest loss at N={row.params_opt:.3g}")
+            warnings.warn(f"budget {row.budget:.3g}: {row.flag} ({detail}); it is left out of the power-law fits. "
+                          "Sample sizes further towards the minimum.", FitWarning, stacklevel=2)
+    return optima
+
+
+def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Fit N_opt = k*C**a, D_opt = k'*C**b and L_opt = k''*C**c across budgets.
+
+    Least squares of ln y on ln C over the ``usable`` budgets. Intervals on the
+    exponent are t-intervals from the regression.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``quantity`` (``params``, ``tokens``, ``loss``) with
+        ``coefficient, exponent, exponent_se, exponent_lo, exponent_hi, r2,
+        n_budgets, budget_min, budget_max`` and what :func:`predict_from_laws`
+        needs for prediction intervals (``log_budget_mean, log_budget_ss,
+        residual_se``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = [1e18, 1e19, 1e20]
+    >>> optima = pd.DataFrame({"budget": c, "params_opt": [0.1 * x**0.5 for x in c],
+    ...                        "tokens_opt": [x / (0.6 * x**0.5) for x in c], "loss_opt": [3.0, 2.5, 2.2]})
+    >>> laws = fit_power_laws(optima).set_index("quantity")
+    >>> round(laws.loc["params", "exponent"], 6), round(laws.loc["tokens", "exponent"], 6)
+    (0.5, 0.5)
+    """
+    func = "fit_power_laws"
+    if not isinstance(optima, pd.DataFrame):
+        raise param_error("optima", func, "the DataFrame returned by fit_isoflops()", type(optima).__name__)
+    missing = [c for c in ["budget", *LAW_QUANTITIES.values()] if c not in optima.columns]
+    if missing:
+        raise param_error("optima", func, "the DataFrame returned by fit_isoflops()", list(optima.columns),
+                          f"Missing: {missing}.")
+    if not 0 < confidence < 1:
+        raise param_error("confidence", func, "a number between 0 and 1", confidence)
+    usable = optima["usable"].astype(bool) if "usable" in optima.columns else pd.Series(True, index=optima.index)
+    left_out = optima.loc[~usable, "budget"].tolist()
+    if left_out:
+        warnings.warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in left_out)} whose minimum "
+                      "could not be located (see the optima's 'flag' column).", FitWarning, stacklevel=2)
+    data = optima.loc[usable]
+    if len(data) < 2:
+        raise param_error("optima", func, "at least 2 budgets with a located minimum", f"{len(data)} usable",
+                          "Add budgets, or sample sizes that straddle each budget's minimum.")
+    log_c = np.log(data["budget"].to_numpy(dtype=float))
+    rows = []
+    for quantity, column in LAW_QUANTITIES.items():
+        log_y = np.log(data[column].to_numpy(dtype=float))
+        rows.append({"quantity": quantity, **_loglog_fit(log_c, log_y, confidence),
+                     "budget_min": float(data["budget"].min()), "budget_max": float(data["budget"].max())})
+    laws = pd.DataFrame(rows, columns=LAW_COLUMNS)
+    laws.attrs["confidence"] = confidence
+    if len(data) == 2:
+        warnings.warn(f"{func}: only 2 budgets; the power laws pass exactly through them and carry no interval.",
+                      FitWarning, stacklevel=2)
+    return laws
+
+
+def _loglog_fit(x: np.ndarray, y: np.ndarray, confidence: float) -> dict[str, float]:
+    n = len(x)
+    x_mean = x.mean()
+    sxx = float(((x - x_mean) ** 2).sum())
+    slope = float(((x - x_mean) * (y - y.mean())).sum() / sxx)
+    intercept = float(y.mean() - slope * x_mean)
+    resid = y - (intercept + slope * x)
+    dof = n - 2
+    residual_se = float(math.sqrt((resid**2).sum() / dof)) if dof > 0 else float("nan")
+    slope_se = residual_se / math.sqrt(sxx) if dof > 0 else float("nan")
+    t = float(stats.t.ppf(0.5 + confidence / 2, dof)) if dof > 0 else float("nan")
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {
+        "coefficient": math.exp(intercept), "exponent": slope, "exponent_se": slope_se,
+        "exponent_lo": slope - t * slope_se, "exponent_hi": slope + t * slope_se,
+        "r2": 1 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 1.0, "n_budgets": n,
+        "log_budget_mean": float(x_mean), "log_budget_ss": sxx, "residual_se": residual_se,
+    }
+
+
+def predict_from_laws(laws: pd.DataFrame, compute: float, confidence: float | None = None) -> dict[str, float]:
+    """N_opt, D_opt and loss at ``compute`` from :func:`fit_power_laws`, with intervals.
+
+    Intervals are regression confidence intervals for the fitted line at ``compute``
+    (they widen with the distance from the sampled budgets).
+    """
+    if confidence is None:
+        confidence = laws.attrs.get("confidence", 0.95)
+    out: dict[str, float] = {"target_compute": float(compute)}
+    names = {"params": "optimal_params", "tokens": "optimal_tokens", "loss": "expected_loss"}
+    x0 = math.log(compute)
+    for row in laws.itertuples():
+        centre = math.log(row.coefficient) + row.exponent * x0
+        dof = row.n_budgets - 2
+        if dof > 0 and np.isfinite(row.residual_se):
+            se = row.residual_se * math.sqrt(1 / row.n_budgets + (x0 - row.log_budget_mean) ** 2 / row.log_budget_ss)
+            half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * se
+        else:
+            half = float("nan")
+        name = names[row.quantity]
+        out[name] = math.exp(centre)
+        out[f"{name}_low"] = math.exp(centre - half)
+        out[f"{name}_high"] = math.exp(centre + half)
+    return out

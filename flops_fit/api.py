@@ -1,0 +1,94 @@
+"""find_optimal(): plan, run and fit an IsoFLOP sweep in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._checks import param_error
+from .flops import FlopConvention
+from .mock import PlantedLaw
+from .result import Result, SweepPlan
+from .sweep import plan_sweep
+
+
+def find_optimal(
+    model_cls: Callable[..., Any],
+    model_size_param: str,
+    dataset: Any = None,
+    loss_fn: Callable[..., Any] | None = None,
+    compute_budgets: Sequence[float] | None = None,
+    *,
+    mode: str = "mock",
+    train: bool = True,
+    seed: int = 0,
+    law: PlantedLaw | None = None,
+    extrapolate_to: Sequence[float] | None = None,
+    points_per_budget: int = 9,
+    tokens_per_param: float = 20.0,
+    size_span: float = 100.0,
+    size_values: Sequence[int] | None = None,
+    size_range: tuple[int, int] | None = None,
+    multiple_of: int = 1,
+    flop_convention: FlopConvention = "6N",
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> Result | SweepPlan:
+    """Find the compute-optimal model size for a model family, the Chinchilla way.
+
+    Plans an IsoFLOP sweep (:func:`plan_sweep`), runs it (:func:`run_sweep`), fits
+    each budget's minimum (:func:`fit_isoflops`) and power laws across budgets
+    (:func:`fit_power_laws`).
+
+    Parameters
+    ----------
+    model_cls : callable
+        Model factory called as ``model_cls(**{model_size_param: value})``; the
+        model must expose ``num_params() -> int``.
+    model_size_param : str
+        The integer size knob, e.g. ``"d_model"``.
+    dataset, loss_fn
+        Training data and loss. Without them (or with ``train=False``) the
+        planned sweep is returned as a :class:`SweepPlan` to inspect first.
+    compute_budgets : sequence of float
+        Budgets C in FLOPs, e.g. ``[1e17, 1e18, 1e19]``.
+    mode : {"mock"}
+        ``"mock"`` simulates runs from ``law`` instead of training.
+    train : bool, default True
+        False returns the plan without running it.
+    seed : int, default 0
+        Makes mock noise reproducible.
+    law : PlantedLaw, optional
+        The law mock mode simulates.
+    extrapolate_to : sequence of float, optional
+        Budgets to predict for; default 10x and 100x the largest budget.
+    points_per_budget, tokens_per_param, size_span, size_values, size_range, multiple_of, flop_convention, model_kwargs
+        Passed to :func:`plan_sweep`.
+
+    Returns
+    -------
+    Result or SweepPlan
+
+    Examples
+    --------
+    >>> from flops_fit import find_optimal
+    >>> from flops_fit.examples import GPT
+    >>> result = find_optimal(GPT, "d_model", dataset="unused in mock mode", loss_fn="unused",
+    ...                       compute_budgets=[1e17, 1e18, 1e19], mode="mock", seed=0)
+    >>> sorted(result.predict(1e21))[:2]
+    ['expected_loss', 'expected_loss_high']
+    """
+    if compute_budgets is None:
+        raise param_error("compute_budgets", "find_optimal", "a list of FLOP budgets such as [1e17, 1e18, 1e19]",
+                          None)
+    if not isinstance(train, bool):
+        raise param_error("train", "find_optimal", "True or False", train)
+    plan = plan_sweep(
+        model_cls, model_size_param, compute_budgets, points_per_budget=points_per_budget,
+        tokens_per_param=tokens_per_param, size_span=size_span, size_values=size_values, size_range=size_range,
+        multiple_of=multiple_of, flop_convention=flop_convention, model_kwargs=model_kwargs,
+    )
+    sweep = SweepPlan(plan, model_cls=model_cls, model_size_param=model_size_param, dataset=dataset,
+                      loss_fn=loss_fn)
+    if not train or dataset is None or loss_fn is None:
+        return sweep
+    return sweep.run(mode=mode, law=law, seed=seed, extrapolate_to=extrapolate_to)

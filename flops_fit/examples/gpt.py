@@ -1,0 +1,143 @@
+"""A small GPT in the style of nanoGPT, with one size knob per config field.
+
+``GPT(d_model=64)`` builds a decoder-only transformer whose other dimensions come
+from :class:`GPTConfig` defaults, so ``GPT`` itself is a model factory that
+flops_fit can sweep over any integer field (``d_model``, ``n_layer``, ``n_head``).
+The language-model head is tied to the token embedding (as in GPT-2), so
+``num_params()`` counts that matrix once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 50257  # GPT-2 BPE; use 256 for byte-level text
+    block_size: int = 256  # context length T
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128  # must be a multiple of n_head
+    dropout: float = 0.0
+    bias: bool = False  # bias in Linear and LayerNorm, as GPT-2 had; off is a bit better and faster
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer. Got {value!r} instead.")
+        if self.d_model % self.n_head:
+            raise ValueError(
+                f"GPTConfig.d_model must be a multiple of n_head={self.n_head}. Got d_model={self.d_model} instead."
+            )
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, nh, T, hs)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, 4 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(4 * config.d_model, config.d_model, bias=config.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.gelu(self.fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer; ``GPT(**overrides)`` or ``GPT(config=GPTConfig(...))``.
+
+    Examples
+    --------
+    >>> model = GPT(d_model=32, n_layer=2, vocab_size=256, block_size=64)
+    >>> model.num_params()
+    34048
+    """
+
+    def __init__(self, config: GPTConfig | None = None, **overrides: int | float | bool) -> None:
+        super().__init__()
+        known = {f.name for f in fields(GPTConfig)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"GPT got unexpected keyword argument(s) {unknown}; GPTConfig fields are {sorted(known)}.")
+        base = config or GPTConfig()
+        self.config = GPTConfig(**{**base.__dict__, **overrides})
+        c = self.config
+        self.wte = nn.Embedding(c.vocab_size, c.d_model)
+        self.wpe = nn.Embedding(c.block_size, c.d_model)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.d_model, bias=c.bias)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying, as in GPT-2
+        if self.wte.weight.device.type != "meta":  # planning builds on meta: skip init work
+            self.apply(self._init_weights)
+            for name, p in self.named_parameters():
+                if name.endswith("proj.weight"):  # scaled init of residual projections, GPT-2 paper
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count N; tied weights count once.
+
+        With ``non_embedding=True`` the token and position embeddings are left
+        out (Kaplan et al. 2020's convention); the tied head goes with them.
+        """
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.wte.weight.numel() + self.wpe.weight.numel()
+        return n
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> logits (B, T, vocab_size)."""
+        _, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"GPT got a sequence of length {T}; block_size is {self.config.block_size}.")
+        pos = torch.arange(T, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))

@@ -1,0 +1,127 @@
+"""Plotly figures, each built from a small function that turns frames into the numbers to draw.
+
+``*_data`` functions return DataFrames (tested directly); ``plot_*`` functions only
+draw them. plotly is imported when a figure is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .analyzer import predict_from_laws, prepare_results
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+def _plotly() -> tuple[object, object]:
+    try:
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+    except ImportError as exc:  # pragma: no cover - plotly is a core dependency
+        raise ImportError("flops_fit's figures need plotly: pip install plotly") from exc
+    return go, make_subplots
+
+
+def parabola_data(optima: pd.DataFrame, points: int = 60, margin: float = 0.15) -> pd.DataFrame:
+    """The fitted parabola of each budget with a minimum, over its sampled sizes (plus a margin in ln N).
+
+    Returns ``budget, params, loss``; the parabola is ``loss_opt + curvature * (ln N - ln N_opt)**2``.
+    """
+    frames = []
+    for row in optima.loc[optima["has_minimum"].astype(bool)].itertuples():
+        lo, hi = np.log(row.params_min), np.log(row.params_max)
+        pad = margin * (hi - lo)
+        x = np.linspace(lo - pad, hi + pad, points)
+        loss = row.loss_opt + row.curvature * (x - np.log(row.params_opt)) ** 2
+        frames.append(pd.DataFrame({"budget": row.budget, "params": np.exp(x), "loss": loss}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["budget", "params", "loss"])
+
+
+def law_line_data(laws: pd.DataFrame, budgets: Sequence[float], targets: Sequence[float] = (),
+                  points: int = 50) -> pd.DataFrame:
+    """Fitted N_opt, D_opt and loss (with interval bounds) on a grid from the smallest budget to the largest target."""
+    lo = min(budgets)
+    hi = max([*budgets, *targets])
+    grid = np.geomspace(lo, hi, points)
+    return pd.DataFrame([predict_from_laws(laws, c) for c in grid])
+
+
+def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
+    from plotly.colors import sample_colorscale
+
+    ordered = sorted(budgets)
+    spots = np.linspace(0.0, 0.9, len(ordered)) if len(ordered) > 1 else [0.0]
+    return dict(zip(ordered, sample_colorscale("Viridis", list(spots))))
+
+
+def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame) -> go.Figure:
+    """IsoFLOP curves: loss against N per budget, the fitted parabolas, and each budget's minimum."""
+    go, _ = _plotly()
+    runs = prepare_results(results, "plot_isoflops")
+    colours = _budget_colours(list(runs["budget"].unique()))
+    curves = parabola_data(optima)
+    fig = go.Figure()
+    for budget, group in runs.groupby("budget", sort=True):
+        colour = colours[budget]
+        name = f"{budget:.2g} FLOPs"
+        fig.add_trace(go.Scatter(
+            x=group["params"], y=group["loss"], mode="markers", name=name, legendgroup=name,
+            marker={"color": colour, "size": 8}, customdata=np.stack([group["tokens"]], axis=-1),
+            hovertemplate="N=%{x:.3s}<br>D=%{customdata[0]:.3s}<br>loss=%{y:.4f}<extra>" + name + "</extra>",
+        ))
+        line = curves[curves["budget"] == budget]
+        if not line.empty:
+            fig.add_trace(go.Scatter(x=line["params"], y=line["loss"], mode="lines", legendgroup=name,
+                                     showlegend=False, line={"color": colour}, hoverinfo="skip"))
+    best = optima.loc[optima["has_minimum"].astype(bool)]
+    if not best.empty:
+        fig.add_trace(go.Scatter(
+            x=best["params_opt"], y=best["loss_opt"], mode="markers", name="fitted minimum",
+            marker={"symbol": "star", "size": 14, "color": "crimson", "line": {"color": "white", "width": 1}},
+            hovertemplate="N_opt=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>",
+        ))
+    fig.update_layout(title="IsoFLOP curves (Approach 2)", xaxis_title="parameters N", yaxis_title="loss",
+                      template="plotly_white", legend_title="budget")
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequence[float] = ()) -> go.Figure:
+    """N_opt and D_opt against C: the budgets' optima, the fitted power laws extended to ``targets``, with bands."""
+    go, make_subplots = _plotly()
+    usable = optima.loc[optima["usable"].astype(bool)]
+    line = law_line_data(laws, optima["budget"].tolist(), targets)
+    exps = laws.set_index("quantity")["exponent"]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        f"N_opt ∝ C^{exps['params']:.3f}", f"D_opt ∝ C^{exps['tokens']:.3f}"))
+    for col, (column, key, label) in enumerate(
+            [("params_opt", "optimal_params", "N_opt"), ("tokens_opt", "optimal_tokens", "D_opt")], start=1):
+        fig.add_trace(go.Scatter(
+            x=np.concatenate([line["target_compute"], line["target_compute"][::-1]]),
+            y=np.concatenate([line[f"{key}_high"], line[f"{key}_low"][::-1]]),
+            fill="toself", fillcolor="rgba(31,119,180,0.15)", line={"width": 0}, hoverinfo="skip",
+            name="95% interval", showlegend=col == 1, legendgroup="band"), row=1, col=col)
+        fig.add_trace(go.Scatter(x=line["target_compute"], y=line[key], mode="lines", name="power-law fit",
+                                 line={"color": "#1f77b4"}, showlegend=col == 1, legendgroup="fit"), row=1, col=col)
+        fig.add_trace(go.Scatter(x=usable["budget"], y=usable[column], mode="markers", name="IsoFLOP optima",
+                                 marker={"color": "black", "size": 8}, showlegend=col == 1, legendgroup="optima",
+                                 hovertemplate="C=%{x:.3s}<br>" + label + "=%{y:.3s}<extra></extra>"),
+                      row=1, col=col)
+        if len(targets):
+            preds = pd.DataFrame([predict_from_laws(laws, c) for c in targets])
+            fig.add_trace(go.Scatter(
+                x=preds["target_compute"], y=preds[key], mode="markers", name="extrapolation",
+                marker={"symbol": "diamond-open", "size": 12, "color": "crimson"},
+                error_y={"type": "data", "symmetric": False, "array": preds[f"{key}_high"] - preds[key],
+                         "arrayminus": preds[key] - preds[f"{key}_low"]},
+                showlegend=col == 1, legendgroup="targets",
+                hovertemplate="C=%{x:.3s}<br>" + label + "=%{y:.3s}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="compute C (FLOPs)", row=1, col=col)
+        fig.update_yaxes(type="log", title_text=label, row=1, col=col)
+    fig.update_layout(title="Compute-optimal scaling", template="plotly_white")
+    return fig
