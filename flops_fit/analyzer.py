@@ -2,8 +2,10 @@
 
 Hoffmann et al. 2022, Sec. 3.2: at each compute budget C, fit a parabola of loss
 in log N through the runs of that budget; its vertex is N_opt(C). Then fit
-N_opt = k * C**a, D_opt = k' * C**b and L_opt = k'' * C**c by least squares in
-log space.
+N_opt = k * C**a and D_opt = k' * C**b by least squares in log space, and
+L_opt = E + k'' * C**c the same way on ln(L_opt - E), with the floor E chosen to
+fit best (E = 0 is the pure power law; a loss with an irreducible part, as every
+language-model loss has, needs E > 0 or it extrapolates below that floor).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from ._checks import param_error
 
@@ -25,7 +27,7 @@ OPTIMA_COLUMNS = [
 LAW_QUANTITIES = {"params": "params_opt", "tokens": "tokens_opt", "loss": "loss_opt"}
 LAW_COLUMNS = [
     "quantity", "coefficient", "exponent", "exponent_se", "exponent_lo", "exponent_hi", "r2", "n_budgets",
-    "budget_min", "budget_max", "log_budget_mean", "log_budget_ss", "residual_se",
+    "budget_min", "budget_max", "offset", "log_budget_mean", "log_budget_ss", "residual_se",
 ]
 
 
@@ -37,13 +39,14 @@ def snap_budgets(flops: Iterable[float], tolerance: float = 0.1) -> np.ndarray:
     """Group noisy FLOP counts into budgets.
 
     Values within ``tolerance`` decades of their neighbour (after sorting) belong to
-    one budget, whose value is the group's geometric mean rounded to 3 significant
-    figures.
+    one budget. Its value is the group's geometric mean, rounded to the fewest
+    significant figures (1, 2 or 3) that stay within 5 %, 2 % or any distance of it,
+    so runs planned for 1e19 FLOPs that logged 9.8e18 snap back to 1e19.
 
     Examples
     --------
-    >>> snap_budgets([0.98e18, 1.03e18, 1.01e19, 0.99e19]).tolist()
-    [1e+18, 1e+18, 1e+19, 1e+19]
+    >>> snap_budgets([0.98e18, 1.03e18, 1.01e19, 0.99e19, 3.3e19]).tolist()
+    [1e+18, 1e+18, 1e+19, 1e+19, 3.3e+19]
     """
     values = np.asarray(list(flops), dtype=float)
     logs = np.log10(values)
@@ -53,9 +56,16 @@ def snap_budgets(flops: Iterable[float], tolerance: float = 0.1) -> np.ndarray:
     out = np.empty(len(values))
     for g in np.unique(group):
         members = group == g
-        centre = 10 ** logs[members].mean()
-        out[members] = float(f"{centre:.3g}")
+        out[members] = _round_budget(10 ** logs[members].mean())
     return out
+
+
+def _round_budget(centre: float) -> float:
+    for digits, rtol in ((1, 0.05), (2, 0.02)):
+        rounded = float(f"{centre:.{digits}g}")
+        if abs(rounded / centre - 1) <= rtol:
+            return rounded
+    return float(f"{centre:.3g}")
 
 
 def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.DataFrame:
@@ -158,7 +168,7 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
     >>> n = np.geomspace(1e6, 1e8, 7)
     >>> df = pd.DataFrame({"params": n, "tokens": 1e18 / (6 * n), "budget": 1e18,
     ...                    "loss": 2 + 0.1 * (np.log(n) - np.log(1e7)) ** 2})
-    >>> round(fit_isoflops(df)["params_opt"].iloc[0] / 1e7, 6)
+    >>> round(float(fit_isoflops(df)["params_opt"].iloc[0]) / 1e7, 6)
     1.0
     """
     if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 3:
@@ -185,10 +195,12 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
 
 
 def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
-    """Fit N_opt = k*C**a, D_opt = k'*C**b and L_opt = k''*C**c across budgets.
+    """Fit N_opt = k*C**a, D_opt = k'*C**b and L_opt = E + k''*C**c across budgets.
 
-    Least squares of ln y on ln C over the ``usable`` budgets. Intervals on the
-    exponent are t-intervals from the regression.
+    Least squares of ln y on ln C over the ``usable`` budgets (``offset`` holds E for
+    the loss, 0 for the others; E is chosen to minimise the squared error of L_opt
+    itself). Intervals on the exponent are t-intervals from the regression, for the
+    loss given its E.
 
     Returns
     -------
@@ -206,7 +218,7 @@ def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     >>> optima = pd.DataFrame({"budget": c, "params_opt": [0.1 * x**0.5 for x in c],
     ...                        "tokens_opt": [x / (0.6 * x**0.5) for x in c], "loss_opt": [3.0, 2.5, 2.2]})
     >>> laws = fit_power_laws(optima).set_index("quantity")
-    >>> round(laws.loc["params", "exponent"], 6), round(laws.loc["tokens", "exponent"], 6)
+    >>> round(float(laws.loc["params", "exponent"]), 6), round(float(laws.loc["tokens", "exponent"]), 6)
     (0.5, 0.5)
     """
     func = "fit_power_laws"
@@ -230,15 +242,33 @@ def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     log_c = np.log(data["budget"].to_numpy(dtype=float))
     rows = []
     for quantity, column in LAW_QUANTITIES.items():
-        log_y = np.log(data[column].to_numpy(dtype=float))
-        rows.append({"quantity": quantity, **_loglog_fit(log_c, log_y, confidence),
-                     "budget_min": float(data["budget"].min()), "budget_max": float(data["budget"].max())})
+        y = data[column].to_numpy(dtype=float)
+        offset = _loss_floor(log_c, y) if quantity == "loss" else 0.0
+        rows.append({"quantity": quantity, **_loglog_fit(log_c, np.log(y - offset), confidence),
+                     "budget_min": float(data["budget"].min()), "budget_max": float(data["budget"].max()),
+                     "offset": offset})
     laws = pd.DataFrame(rows, columns=LAW_COLUMNS)
     laws.attrs["confidence"] = confidence
     if len(data) == 2:
         warnings.warn(f"{func}: only 2 budgets; the power laws pass exactly through them and carry no interval.",
                       FitWarning, stacklevel=2)
     return laws
+
+
+def _loss_floor(log_c: np.ndarray, loss: np.ndarray) -> float:
+    """The E in [0, min L) for which E + k*C**c fits L_opt best (least squares on L itself)."""
+    if len(loss) < 3:
+        return 0.0
+
+    def sse(offset: float) -> float:
+        log_gap = np.log(loss - offset)
+        slope, intercept = np.polyfit(log_c, log_gap, 1)
+        return float(((loss - offset - np.exp(intercept + slope * log_c)) ** 2).sum())
+
+    top = float(loss.min()) * (1 - 1e-6)
+    found = optimize.minimize_scalar(sse, bounds=(0.0, top), method="bounded", options={"xatol": 1e-6 * top})
+    best = float(found.x)
+    return best if sse(best) < sse(0.0) else 0.0
 
 
 def _loglog_fit(x: np.ndarray, y: np.ndarray, confidence: float) -> dict[str, float]:
@@ -273,6 +303,7 @@ def predict_from_laws(laws: pd.DataFrame, compute: float, confidence: float | No
     names = {"params": "optimal_params", "tokens": "optimal_tokens", "loss": "expected_loss"}
     x0 = math.log(compute)
     for row in laws.itertuples():
+        offset = getattr(row, "offset", 0.0)
         centre = math.log(row.coefficient) + row.exponent * x0
         dof = row.n_budgets - 2
         if dof > 0 and np.isfinite(row.residual_se):
@@ -281,7 +312,7 @@ def predict_from_laws(laws: pd.DataFrame, compute: float, confidence: float | No
         else:
             half = float("nan")
         name = names[row.quantity]
-        out[name] = math.exp(centre)
-        out[f"{name}_low"] = math.exp(centre - half)
-        out[f"{name}_high"] = math.exp(centre + half)
+        out[name] = offset + math.exp(centre)
+        out[f"{name}_low"] = offset + math.exp(centre - half)
+        out[f"{name}_high"] = offset + math.exp(centre + half)
     return out

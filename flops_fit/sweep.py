@@ -172,7 +172,8 @@ class SizeSpace:
             hi = lo
             while self._params[hi] < max_params_needed and hi * 2 <= _MAX_KNOB:
                 nxt = self._scan(self.step * math.ceil(2 * hi / self.step), 4 * hi, +1)
-                if nxt is None:
+                if nxt is None:  # the factory stops somewhere above hi: find where
+                    hi = self._last_buildable(hi, self.step * math.ceil(2 * hi / self.step))
                     break
                 hi = nxt
         self.values = None
@@ -183,6 +184,17 @@ class SizeSpace:
                 f"{_factory_name(self.model_cls)} has {self._params[lo]} parameters at {self.param}={lo} "
                 f"and {self._params[hi]} at {self.param}={hi}.",
             )
+
+    def _last_buildable(self, good: int, bad: int) -> int:
+        """Bisect for the largest buildable value in [good, bad), where ``bad`` and beyond are rejected."""
+        while bad - good > self.step:
+            mid = self.step * (((good + bad) // 2) // self.step)
+            found = self._scan(mid, min(mid + 8 * self.step, bad - self.step), +1) if mid > good else None
+            if found is None:
+                bad = mid
+            else:
+                good = found
+        return good
 
     @property
     def min_params(self) -> int:

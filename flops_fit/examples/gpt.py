@@ -88,7 +88,7 @@ class GPT(nn.Module):
     --------
     >>> model = GPT(d_model=32, n_layer=2, vocab_size=256, block_size=64)
     >>> model.num_params()
-    34048
+    34976
     """
 
     def __init__(self, config: GPTConfig | None = None, **overrides: int | float | bool) -> None:

@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh clone:
+#   make demo   create .venv, install flops_fit, run the quickstart in mock mode
+#   make test   create .venv if missing, install the dev extras, run every test (notebooks too)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch first, pinned: an open range would pull a multi-GB CUDA build; 2.13.0 is a CPU build here
+TORCH := torch==2.13.0
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m flops_fit.examples.example_quickstart --out flops_fit_output
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest flops_fit tests --nbmake notebooks
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_speed.py
+	$(BIN)/python benchmarks/bench_accuracy.py
+
+clean:
+	rm -rf $(VENV) flops_fit_output .pytest_cache

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+
+from flops_fit import PlantedLaw, plan_sweep, run_sweep
+from flops_fit.examples import GPT
+
+BUDGETS = [1e17, 1e18, 1e19, 1e20, 1e21]
+
+
+class Stack:
+    """A plain (non-torch) factory whose knob is a depth: N = 1000 + 5000 * depth."""
+
+    def __init__(self, depth: int, width: int = 50) -> None:
+        if depth > 400:
+            raise ValueError("too deep")
+        self.depth, self.width = depth, width
+
+    def num_params(self) -> int:
+        return 1000 + 2 * self.width * self.width * self.depth
+
+
+@pytest.fixture(scope="session")
+def gpt_plan():
+    return plan_sweep(GPT, "d_model", BUDGETS, model_kwargs={"n_layer": 4})
+
+
+@pytest.fixture(scope="session")
+def mock_results(gpt_plan):
+    return run_sweep(gpt_plan, mode="mock", law=PlantedLaw(), seed=0, return_curves=True)

@@ -1,0 +1,137 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from flops_fit import SizeSearchError, count_params, plan_sweep
+from flops_fit.examples import GPT
+from flops_fit.sweep import prior_optimum
+
+from .conftest import BUDGETS, Stack
+
+
+def test_plan_columns_and_budgets(gpt_plan):
+    assert list(gpt_plan.columns) == ["run_id", "budget", "size", "params", "flops_per_token", "tokens", "flops",
+                                      "tokens_per_param", "status"]
+    assert sorted(gpt_plan["budget"].unique()) == BUDGETS
+    assert (gpt_plan["status"] == "pending").all()
+    assert gpt_plan["run_id"].is_unique
+    # budgets are honoured to within one token's worth of FLOPs
+    assert np.all(np.abs(gpt_plan["flops"] - gpt_plan["budget"]) <= gpt_plan["flops_per_token"])
+    assert np.allclose(gpt_plan["flops_per_token"], 6 * gpt_plan["params"])
+
+
+def test_each_budget_has_distinct_log_spaced_sizes_straddling_the_prior(gpt_plan):
+    for budget, group in gpt_plan.groupby("budget"):
+        assert len(group) == 9
+        assert group["size"].is_unique
+        prior = prior_optimum(budget, 20.0, lambda n: 6 * n)
+        below, above = (group["params"] < prior).sum(), (group["params"] > prior).sum()
+        assert below >= 3 and above >= 3
+        ratios = np.diff(np.log(np.sort(group["params"].to_numpy())))
+        assert ratios.max() / ratios.min() < 1.5  # log-spaced, up to the knob's integer steps
+        assert group["params"].max() / group["params"].min() == pytest.approx(100, rel=0.15)
+
+
+def test_params_match_a_real_build():
+    model = GPT(d_model=48, n_layer=2, vocab_size=256, block_size=64)
+    assert count_params(GPT, "d_model", 48, {"n_layer": 2, "vocab_size": 256, "block_size": 64}) == model.num_params()
+    assert model.num_params() == sum(p.numel() for p in model.parameters())
+
+
+def test_counting_allocates_no_weights():
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.layer = nn.Linear(width, width)
+            seen.append(self.layer.weight.device.type)
+
+        def num_params(self) -> int:
+            return sum(p.numel() for p in self.parameters())
+
+    # 100k x 100k floats would need 40 GB if allocated
+    assert count_params(Recorder, "width", 100_000) == 100_000 * 100_000 + 100_000
+    assert seen == ["meta"]
+
+
+def test_rejected_values_are_stepped_over():
+    plan = plan_sweep(GPT, "d_model", [1e15], model_kwargs={"n_layer": 2, "n_head": 8, "vocab_size": 256})
+    assert (plan["size"] % 8 == 0).all()
+
+
+def test_multiple_of_and_size_range():
+    plan = plan_sweep(GPT, "d_model", [1e15, 1e16], multiple_of=16, size_range=(16, 2048),
+                      model_kwargs={"n_layer": 2, "vocab_size": 256})
+    assert (plan["size"] % 16 == 0).all()
+    assert plan["size"].between(16, 2048).all()
+
+
+def test_size_values_are_chosen_from():
+    values = [8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
+    plan = plan_sweep(GPT, "d_model", [1e15], size_values=values, points_per_budget=7,
+                      model_kwargs={"n_layer": 2, "vocab_size": 256})
+    assert set(plan["size"]) <= set(values)
+    assert len(plan) == 7
+
+
+def test_depth_knob_on_a_plain_class():
+    plan = plan_sweep(Stack, "depth", [1e12, 1e13], points_per_budget=7)
+    for _, group in plan.groupby("budget"):
+        assert len(group) == 7 and group["size"].is_unique
+    assert plan["size"].max() <= 400
+
+
+def test_largest_buildable_size_is_found_when_the_factory_stops():
+    # Stack rejects depth > 400; a budget whose window reaches past it is refused, naming depth=400
+    with pytest.raises(SizeSearchError, match=r"largest buildable \(depth=400\)"):
+        plan_sweep(Stack, "depth", [1e14])
+
+
+def test_coarse_knob_widens_window_to_get_enough_sizes():
+    # depth 1..12 only: the default window would hold fewer than 7 distinct depths at 1e11
+    plan = plan_sweep(Stack, "depth", [1e11], size_range=(1, 12), points_per_budget=7, size_span=10)
+    assert len(plan) == 7
+
+
+def test_prior_moves_the_sizes():
+    low = plan_sweep(GPT, "d_model", [1e16], tokens_per_param=20, model_kwargs={"vocab_size": 256})
+    high = plan_sweep(GPT, "d_model", [1e16], tokens_per_param=200, model_kwargs={"vocab_size": 256})
+    ratio = np.exp(np.log(low["params"]).mean() - np.log(high["params"]).mean())
+    assert ratio == pytest.approx(math.sqrt(10), rel=0.15)
+
+
+def test_run_id_is_content_derived(gpt_plan):
+    again = plan_sweep(GPT, "d_model", BUDGETS[::-1], model_kwargs={"n_layer": 4})
+    assert set(again["run_id"]) == set(gpt_plan["run_id"])
+    other = plan_sweep(GPT, "d_model", BUDGETS, model_kwargs={"n_layer": 3})
+    assert not set(other["run_id"]) & set(gpt_plan["run_id"])
+
+
+def test_large_sizes_cost_nothing():
+    plan = plan_sweep(GPT, "d_model", [1e23], model_kwargs={"n_layer": 48})
+    assert plan["params"].max() > 1e11  # well beyond what CPU memory could hold
+
+
+def test_unservable_budget_says_which_budgets_work():
+    with pytest.raises(SizeSearchError) as info:
+        plan_sweep(GPT, "d_model", [1e12, 3e12, 1e13], model_kwargs={"n_layer": 4})
+    message = str(info.value)
+    assert "1e+12" in message and "can serve budgets from" in message
+    low = float(message.split("can serve budgets from ")[1].split(" ")[0])
+    plan = plan_sweep(GPT, "d_model", [low * 1.01], model_kwargs={"n_layer": 4})
+    assert len(plan) == 9
+
+
+def test_seed_readme_snippet_ends_in_clear_message():
+    # the 4-layer GPT-2-vocabulary GPT at 1e12..1e13: too small to straddle; error says what would work
+    with pytest.raises(ValueError, match="cannot serve"):
+        plan_sweep(GPT, "d_model", np.logspace(12, 13, 3))
+
+
+def test_torch_factory_default_dtype_unchanged():
+    plan_sweep(GPT, "d_model", [1e15], model_kwargs={"vocab_size": 256})
+    assert torch.empty(1).device.type == "cpu"
