@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit import FitWarning, PlantedLaw, fit_isoflops, fit_power_laws, plan_sweep, run_sweep
+from flops_fit.analyzer import predict_from_laws
 from flops_fit.examples import GPT
 
 BUDGET_SETS = {
@@ -45,14 +46,19 @@ def fixed_grid(plan: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def exponent_error(plan: pd.DataFrame, law: PlantedLaw, seed: int) -> tuple[float, int]:
+def score(plan: pd.DataFrame, law: PlantedLaw, seed: int) -> dict[str, float]:
+    """Error of a, dropped budgets, and whether the 95 % intervals (of a, of N_opt at 100x) hold the truth."""
     results = run_sweep(plan, mode="mock", law=law, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         optima = fit_isoflops(results)
         laws = fit_power_laws(optima)
-    a = float(laws.set_index("quantity").loc["params", "exponent"])
-    return abs(a - law.a), int((~optima["usable"]).sum())
+    row = laws.set_index("quantity").loc["params"]
+    target = 100 * plan["budget"].max()
+    p = predict_from_laws(laws, target)
+    return {"error": abs(row["exponent"] - law.a), "dropped": int((~optima["usable"]).sum()),
+            "a_covered": row["exponent_lo"] <= law.a <= row["exponent_hi"],
+            "n_covered": p["optimal_params_low"] <= law.optimal_params(target) <= p["optimal_params_high"]}
 
 
 def main() -> None:
@@ -64,10 +70,13 @@ def main() -> None:
     for label, budgets in BUDGET_SETS.items():
         plan = plan_sweep(GPT, "d_model", list(budgets), model_kwargs={"n_layer": 4})
         for design, frame in (("planned", plan), ("fixed grid", fixed_grid(plan))):
-            errors, dropped = zip(*(exponent_error(frame, law, seed) for seed in range(args.seeds)))
+            scores = pd.DataFrame([score(frame, law, seed) for seed in range(args.seeds)])
             rows.append({"budgets": label, "design": design, "runs": len(frame),
-                         "median error of a": f"{np.median(errors):.4f}", "worst error of a": f"{max(errors):.4f}",
-                         "budgets dropped (all seeds)": sum(dropped)})
+                         "median error of a": f"{scores['error'].median():.4f}",
+                         "worst error of a": f"{scores['error'].max():.4f}",
+                         "95% CI of a holds a*": f"{int(scores['a_covered'].sum())}/{args.seeds}",
+                         "95% CI of N_opt(100x) holds truth": f"{int(scores['n_covered'].sum())}/{args.seeds}",
+                         "budgets dropped": int(scores["dropped"].sum())})
     print(f"planted a* = {law.a:.4f}, noise {law.noise:.1%}, {args.seeds} seeds, GPT(n_layer=4) over d_model; "
           "error = absolute difference between fitted and planted a\n")
     print(pd.DataFrame(rows).to_markdown(index=False) if _has_tabulate() else pd.DataFrame(rows).to_string(index=False))

@@ -16,9 +16,13 @@ def param_error(param: str, func: str, expected: str, got: object, fix: str = ""
     return ValueError(message)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_budgets(budgets: object, func: str, param: str = "compute_budgets") -> list[float]:
     """Return positive, distinct budgets in ascending order, or raise naming the bad value."""
-    if isinstance(budgets, (int, float, np.number)) and not isinstance(budgets, bool):
+    if _is_number(budgets):
         budgets = [budgets]
     if isinstance(budgets, (str, bytes)) or not isinstance(budgets, Iterable):
         raise param_error(param, func, "a list of positive FLOP counts such as [1e18, 1e19, 1e20]", budgets)
@@ -27,10 +31,9 @@ def check_budgets(budgets: object, func: str, param: str = "compute_budgets") ->
         raise param_error(param, func, "a non-empty list of positive FLOP counts", values)
     out: list[float] = []
     for value in values:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise param_error(param, func, "a list of positive FLOP counts", values) from None
+        if not _is_number(value):
+            raise param_error(param, func, "a list of positive FLOP counts", values, f"{value!r} is not a number.")
+        number = float(value)
         if not math.isfinite(number) or number <= 0:
             raise param_error(
                 param, func, "a list of positive, finite FLOP counts", values, f"{value!r} is not positive and finite."
@@ -46,18 +49,39 @@ def check_budgets(budgets: object, func: str, param: str = "compute_budgets") ->
     return ordered
 
 
-def check_positive(value: object, param: str, func: str, *, integer: bool = False, minimum: float = 0.0) -> float:
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+def check_compute(value: object, func: str, param: str = "compute") -> float:
+    """One positive, finite FLOP count."""
+    if not _is_number(value) or not math.isfinite(float(value)) or float(value) <= 0:  # type: ignore[arg-type]
+        raise param_error(param, func, "a positive, finite number of FLOPs such as 1e23", value)
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_number(value: object, param: str, func: str, *, integer: bool = False, above: float = 0.0) -> float:
+    """A finite number (an integer if asked) strictly greater than ``above``."""
+    ok = _is_number(value) and math.isfinite(float(value))  # type: ignore[arg-type]
     if ok and integer:
-        ok = float(value).is_integer()
-    if not ok or not math.isfinite(float(value)) or float(value) <= minimum:
-        bound = f"greater than {minimum:g}"
-        raise param_error(param, func, f"{kind} {bound}", value)
-    return int(value) if integer else float(value)
+        ok = float(value).is_integer()  # type: ignore[arg-type]
+    if not ok or float(value) <= above:  # type: ignore[arg-type]
+        kind = "an integer" if integer else "a number"
+        raise param_error(param, func, f"{kind} greater than {above:g}", value)
+    return int(value) if integer else float(value)  # type: ignore[arg-type]
+
+
+def check_int_list(values: object, param: str, func: str, expected: str) -> list[int]:
+    """A non-empty sequence (list, tuple, array) of positive integers."""
+    items = list(values) if isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, (str, bytes)) else None
+    if not items or not all(_is_number(v) and float(v).is_integer() and v >= 1 for v in items):
+        raise param_error(param, func, expected, values)
+    return [int(v) for v in items]
 
 
 def check_choice(value: object, param: str, func: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise param_error(param, func, f"one of {list(choices)}", value)
     return str(value)
+
+
+def check_seed(seed: object, func: str) -> int:
+    if not _is_number(seed) or not float(seed).is_integer() or seed < 0:  # type: ignore[operator]
+        raise param_error("seed", func, "a non-negative integer", seed)
+    return int(seed)  # type: ignore[arg-type]

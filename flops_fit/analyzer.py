@@ -26,8 +26,8 @@ OPTIMA_COLUMNS = [
 ]
 LAW_QUANTITIES = {"params": "params_opt", "tokens": "tokens_opt", "loss": "loss_opt"}
 LAW_COLUMNS = [
-    "quantity", "coefficient", "exponent", "exponent_se", "exponent_lo", "exponent_hi", "r2", "n_budgets",
-    "budget_min", "budget_max", "offset", "log_budget_mean", "log_budget_ss", "residual_se",
+    "quantity", "coefficient", "exponent", "exponent_se", "exponent_lo", "exponent_hi", "r2", "n_budgets", "dof",
+    "budget_min", "budget_max", "floor", "covariance",
 ]
 
 
@@ -35,7 +35,11 @@ class FitWarning(UserWarning):
     """A fit ran, but part of the data cannot support it (named in the message)."""
 
 
-def snap_budgets(flops: Iterable[float], tolerance: float = 0.1) -> np.ndarray:
+class TooFewBudgetsError(ValueError):
+    """Fewer than two budgets have a located minimum, so no power law can be fitted."""
+
+
+def snap_budgets(flops: Iterable[float], tolerance: float = 0.1, *, warn_func: str = "snap_budgets") -> np.ndarray:
     """Group noisy FLOP counts into budgets.
 
     Values within ``tolerance`` decades of their neighbour (after sorting) belong to
@@ -57,6 +61,12 @@ def snap_budgets(flops: Iterable[float], tolerance: float = 0.1) -> np.ndarray:
     for g in np.unique(group):
         members = group == g
         out[members] = _round_budget(10 ** logs[members].mean())
+        spread = np.ptp(logs[members])
+        if spread > 2 * tolerance:  # neighbours chained into one wide group: not one budget
+            warnings.warn(f"{warn_func}: FLOP counts from {10 ** logs[members].min():.3g} to "
+                          f"{10 ** logs[members].max():.3g} ({spread:.2f} decades) were grouped into one budget, "
+                          f"{out[members][0]:.3g}. Give each run its planned 'budget' column instead.",
+                          FitWarning, stacklevel=2)
     return out
 
 
@@ -90,27 +100,37 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.Dat
         )
     frame = results.copy()
     if "status" in frame.columns:
-        bad = frame["status"].astype(str) != "completed"
+        status = frame["status"].astype("string").str.strip().str.lower()
+        bad = (status.notna() & (status != "") & (status != "completed")).to_numpy(dtype=bool)
         if bad.any():
-            counts = frame.loc[bad, "status"].astype(str).value_counts().to_dict()
+            counts = status[bad].value_counts().to_dict()
             warnings.warn(f"{func}: left out {int(bad.sum())} run(s) that did not complete: {counts}.",
                           FitWarning, stacklevel=3)
             frame = frame.loc[~bad]
+    if "run_id" in frame.columns and frame["run_id"].duplicated().any():
+        repeated = int(frame["run_id"].duplicated().sum())
+        warnings.warn(f"{func}: {repeated} run(s) appear more than once (same run_id); kept the last record of each.",
+                      FitWarning, stacklevel=3)
+        frame = frame.drop_duplicates("run_id", keep="last")
     for column in [*required, "budget", "flops"]:
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    has_budget = "budget" in frame.columns and frame["budget"].notna().all()
-    basis = ["budget"] if has_budget else ["flops"]
-    numbers = frame[required + basis].to_numpy(dtype=float)
+    needs_budget = "budget" not in frame.columns or frame["budget"].isna().any()
+    if needs_budget and "flops" in frame.columns:
+        snapped = pd.Series(np.nan, index=frame.index)
+        valid = frame["flops"].gt(0) & np.isfinite(frame["flops"])
+        if valid.any():
+            snapped[valid] = snap_budgets(frame.loc[valid, "flops"], warn_func=func)
+        # budgets the user gave win; runs without one get theirs from the FLOPs they spent
+        frame["budget"] = frame["budget"].fillna(snapped) if "budget" in frame.columns else snapped
+    numbers = frame[[*required, "budget"]].to_numpy(dtype=float)
     ok = np.isfinite(numbers).all(axis=1) & (numbers > 0).all(axis=1)
     if not ok.all():
         warnings.warn(f"{func}: left out {int((~ok).sum())} run(s) with missing, infinite or non-positive "
-                      f"{'/'.join(required + basis)}.", FitWarning, stacklevel=3)
+                      "params/tokens/loss/budget.", FitWarning, stacklevel=3)
         frame = frame.loc[ok]
     if frame.empty:
         raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
-    if not has_budget:
-        frame["budget"] = snap_budgets(frame["flops"])
     return frame.reset_index(drop=True)
 
 
@@ -131,8 +151,12 @@ def _fit_budget(group: pd.DataFrame) -> dict[str, object]:
     # D at the vertex: ln D is linear in ln N at fixed C (exactly so under 6N)
     log_tokens = np.log(group["tokens"].to_numpy(dtype=float))
     slope, intercept = np.polyfit(x, log_tokens, 1) if np.ptp(x) > 0 else (0.0, log_tokens.mean())
-    flag = "" if inside else ("no minimum (loss does not curve upwards)" if not has_minimum
-                              else "vertex outside the sampled sizes")
+    if inside:
+        flag = ""
+    elif not has_minimum:
+        flag = "no minimum (loss does not curve upwards)"
+    else:
+        flag = f"vertex outside the sampled sizes ({'below' if x_opt < lo else 'above'} them)"
     return {
         "params_opt": float(np.exp(x_opt)), "tokens_opt": float(np.exp(intercept + slope * x_opt)),
         "loss_opt": float(loss_opt), "n_points": len(group), "params_min": float(np.exp(lo)),
@@ -190,26 +214,37 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
             detail = (f"N_opt={row.params_opt:.3g} vs sampled {row.params_min:.3g}..{row.params_max:.3g}"
                       if row.has_minimum else f"lowest loss at N={row.params_opt:.3g}")
             warnings.warn(f"budget {row.budget:.3g}: {row.flag} ({detail}); it is left out of the power-law fits. "
-                          "Sample sizes further towards the minimum.", FitWarning, stacklevel=2)
+                          f"{_remedy(row)}", FitWarning, stacklevel=2)
     return optima
+
+
+def _remedy(row: object) -> str:
+    """Which way to move the sizes of a budget whose minimum was not bracketed."""
+    x_opt, lo, hi = (math.log(getattr(row, c)) for c in ("params_opt", "params_min", "params_max"))
+    if x_opt <= lo + 0.25 * (hi - lo):
+        return ("The optimum lies at or below the smallest size: sample smaller models "
+                "(in plan_sweep, raise tokens_per_param).")
+    if x_opt >= hi - 0.25 * (hi - lo):
+        return ("The optimum lies at or above the largest size: sample larger models "
+                "(in plan_sweep, lower tokens_per_param).")
+    return "The curve is too flat or noisy here: sample a wider range of sizes (size_span) or more points."
 
 
 def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """Fit N_opt = k*C**a, D_opt = k'*C**b and L_opt = E + k''*C**c across budgets.
 
-    Least squares of ln y on ln C over the ``usable`` budgets (``offset`` holds E for
-    the loss, 0 for the others; E is chosen to minimise the squared error of L_opt
-    itself). Intervals on the exponent are t-intervals from the regression, for the
-    loss given its E.
+    Least squares of ln y on ln C over the ``usable`` budgets. For the loss, with 4 or
+    more budgets, L_opt = E + k*C**c is fitted by least squares on L_opt itself
+    (``floor`` holds E; 0 where the pure power law fits as well), and E costs a
+    degree of freedom. Intervals are t-intervals from the parameters' covariance.
 
     Returns
     -------
     pandas.DataFrame
         One row per ``quantity`` (``params``, ``tokens``, ``loss``) with
         ``coefficient, exponent, exponent_se, exponent_lo, exponent_hi, r2,
-        n_budgets, budget_min, budget_max`` and what :func:`predict_from_laws`
-        needs for prediction intervals (``log_budget_mean, log_budget_ss,
-        residual_se``).
+        n_budgets, dof, budget_min, budget_max, floor`` and ``covariance`` (of the
+        fitted parameters, which :func:`predict_from_laws` turns into intervals).
 
     Examples
     --------
@@ -228,25 +263,32 @@ def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     if missing:
         raise param_error("optima", func, "the DataFrame returned by fit_isoflops()", list(optima.columns),
                           f"Missing: {missing}.")
-    if not 0 < confidence < 1:
-        raise param_error("confidence", func, "a number between 0 and 1", confidence)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise param_error("confidence", func, "a number between 0 and 1 such as 0.95", confidence)
     usable = optima["usable"].astype(bool) if "usable" in optima.columns else pd.Series(True, index=optima.index)
     left_out = optima.loc[~usable, "budget"].tolist()
     if left_out:
         warnings.warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in left_out)} whose minimum "
                       "could not be located (see the optima's 'flag' column).", FitWarning, stacklevel=2)
     data = optima.loc[usable]
+    columns = ["budget", *LAW_QUANTITIES.values()]
+    values = data[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if not (np.isfinite(values) & (values > 0)).all():
+        raise param_error("optima", func, f"positive, finite numbers in {columns} of every usable row",
+                          "missing, infinite or non-positive values",
+                          "Set 'usable' to False for rows you want left out.")
+    if data["budget"].duplicated().any():
+        raise param_error("optima", func, "one row per budget", data.loc[data["budget"].duplicated(), "budget"].tolist())
     if len(data) < 2:
-        raise param_error("optima", func, "at least 2 budgets with a located minimum", f"{len(data)} usable",
-                          "Add budgets, or sample sizes that straddle each budget's minimum.")
-    log_c = np.log(data["budget"].to_numpy(dtype=float))
+        raise TooFewBudgetsError(str(param_error(
+            "optima", func, "at least 2 budgets with a located minimum", f"{len(data)} usable",
+            "Add budgets, or sample sizes that straddle each budget's minimum (each flagged budget's "
+            "warning says which way).")))
+    log_c = np.log(values[:, 0])
     rows = []
-    for quantity, column in LAW_QUANTITIES.items():
-        y = data[column].to_numpy(dtype=float)
-        offset = _loss_floor(log_c, y) if quantity == "loss" else 0.0
-        rows.append({"quantity": quantity, **_loglog_fit(log_c, np.log(y - offset), confidence),
-                     "budget_min": float(data["budget"].min()), "budget_max": float(data["budget"].max()),
-                     "offset": offset})
+    for i, quantity in enumerate(LAW_QUANTITIES, start=1):
+        rows.append({"quantity": quantity, **_fit_law(log_c, values[:, i], confidence, floor=quantity == "loss"),
+                     "budget_min": float(values[:, 0].min()), "budget_max": float(values[:, 0].max())})
     laws = pd.DataFrame(rows, columns=LAW_COLUMNS)
     laws.attrs["confidence"] = confidence
     if len(data) == 2:
@@ -256,14 +298,17 @@ def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
 
 
 def _loss_floor(log_c: np.ndarray, loss: np.ndarray) -> float:
-    """The E in [0, min L) for which E + k*C**c fits L_opt best (least squares on L itself)."""
-    if len(loss) < 3:
+    """The E in [0, min L) for which E + k*C**c fits L_opt best (least squares on L itself).
+
+    Needs 4 budgets: through 3 the three-parameter curve passes exactly, for many E.
+    """
+    if len(loss) < 4:
         return 0.0
 
-    def sse(offset: float) -> float:
-        log_gap = np.log(loss - offset)
+    def sse(floor: float) -> float:
+        log_gap = np.log(loss - floor)
         slope, intercept = np.polyfit(log_c, log_gap, 1)
-        return float(((loss - offset - np.exp(intercept + slope * log_c)) ** 2).sum())
+        return float(((loss - floor - np.exp(intercept + slope * log_c)) ** 2).sum())
 
     top = float(loss.min()) * (1 - 1e-6)
     found = optimize.minimize_scalar(sse, bounds=(0.0, top), method="bounded", options={"xatol": 1e-6 * top})
@@ -276,31 +321,54 @@ def _t_quantile(confidence: float, dof: int) -> float:
     return float(special.stdtrit(dof, 0.5 + confidence / 2))
 
 
-def _loglog_fit(x: np.ndarray, y: np.ndarray, confidence: float) -> dict[str, float]:
+def _fit_law(x: np.ndarray, y: np.ndarray, confidence: float, floor: bool) -> dict[str, object]:
+    """y = k * C**e (least squares in log space), or y = E + k * C**e (least squares on y) with ``floor``.
+
+    ``covariance`` is the parameters' covariance, s^2 (J'J)^-1, over (ln k, e) or
+    (E, ln k, e); predictions take their intervals from it (the delta method).
+    """
     n = len(x)
-    x_mean = x.mean()
-    sxx = float(((x - x_mean) ** 2).sum())
-    slope = float(((x - x_mean) * (y - y.mean())).sum() / sxx)
-    intercept = float(y.mean() - slope * x_mean)
-    resid = y - (intercept + slope * x)
-    dof = n - 2
-    residual_se = float(math.sqrt((resid**2).sum() / dof)) if dof > 0 else float("nan")
-    slope_se = residual_se / math.sqrt(sxx) if dof > 0 else float("nan")
-    t = _t_quantile(confidence, dof) if dof > 0 else float("nan")
-    ss_tot = float(((y - y.mean()) ** 2).sum())
+    slope, intercept = np.polyfit(x, np.log(y), 1)
+    params = np.array([intercept, slope])
+    floor_value = _loss_floor(x, y) if floor else 0.0
+    if floor_value > 0:
+        slope, intercept = np.polyfit(x, np.log(y - floor_value), 1)
+        fit = optimize.least_squares(
+            lambda p: p[0] + np.exp(p[1] + p[2] * x) - y, [floor_value, intercept, slope],
+            bounds=([0.0, -np.inf, -np.inf], [float(y.min()), np.inf, np.inf]), x_scale="jac")
+        params = fit.x
+        floor_value = float(params[0])
+        resid, jac = fit.fun, fit.jac
+        log_gap = np.log(np.maximum(y - floor_value, 1e-300))
+    else:
+        jac = np.column_stack([np.ones(n), x])
+        resid = np.log(y) - jac @ params
+        log_gap = np.log(y)
+    dof = n - len(params)
+    if dof > 0:
+        s2 = float(resid @ resid) / dof
+        covariance = s2 * np.linalg.pinv(jac.T @ jac)
+        exponent_se = float(math.sqrt(max(covariance[-1, -1], 0.0)))
+        t = _t_quantile(confidence, dof)
+    else:
+        covariance = np.full((len(params), len(params)), np.nan)
+        exponent_se = t = float("nan")
+    ss_tot = float(((log_gap - log_gap.mean()) ** 2).sum())
+    ss_res = float(((log_gap - (params[-2] + params[-1] * x)) ** 2).sum())
+    slope = float(params[-1])
     return {
-        "coefficient": math.exp(intercept), "exponent": slope, "exponent_se": slope_se,
-        "exponent_lo": slope - t * slope_se, "exponent_hi": slope + t * slope_se,
-        "r2": 1 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 1.0, "n_budgets": n,
-        "log_budget_mean": float(x_mean), "log_budget_ss": sxx, "residual_se": residual_se,
+        "coefficient": math.exp(params[-2]), "exponent": slope, "exponent_se": exponent_se,
+        "exponent_lo": slope - t * exponent_se, "exponent_hi": slope + t * exponent_se,
+        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 1.0, "n_budgets": n, "dof": dof, "floor": floor_value,
+        "covariance": tuple(map(tuple, covariance.tolist())),
     }
 
 
 def predict_from_laws(laws: pd.DataFrame, compute: float, confidence: float | None = None) -> dict[str, float]:
     """N_opt, D_opt and loss at ``compute`` from :func:`fit_power_laws`, with intervals.
 
-    Intervals are regression confidence intervals for the fitted line at ``compute``
-    (they widen with the distance from the sampled budgets).
+    Intervals are confidence intervals of the fitted curve at ``compute`` from the
+    parameters' covariance (delta method); they widen away from the sampled budgets.
     """
     if confidence is None:
         confidence = laws.attrs.get("confidence", 0.95)
@@ -308,16 +376,17 @@ def predict_from_laws(laws: pd.DataFrame, compute: float, confidence: float | No
     names = {"params": "optimal_params", "tokens": "optimal_tokens", "loss": "expected_loss"}
     x0 = math.log(compute)
     for row in laws.itertuples():
-        offset = getattr(row, "offset", 0.0)
-        centre = math.log(row.coefficient) + row.exponent * x0
-        dof = row.n_budgets - 2
-        if dof > 0 and np.isfinite(row.residual_se):
-            se = row.residual_se * math.sqrt(1 / row.n_budgets + (x0 - row.log_budget_mean) ** 2 / row.log_budget_ss)
-            half = _t_quantile(confidence, dof) * se
-        else:
-            half = float("nan")
+        covariance = np.array(row.covariance, dtype=float)
+        power = math.exp(math.log(row.coefficient) + row.exponent * x0)
+        t = _t_quantile(confidence, row.dof) if row.dof > 0 else float("nan")
         name = names[row.quantity]
-        out[name] = offset + math.exp(centre)
-        out[f"{name}_low"] = offset + math.exp(centre - half)
-        out[f"{name}_high"] = offset + math.exp(centre + half)
+        if row.floor > 0:  # y = E + exp(ln k + e x): interval on y itself
+            grad = np.array([1.0, power, x0 * power])
+            half = t * math.sqrt(max(float(grad @ covariance @ grad), 0.0))
+            centre = row.floor + power
+            out[name], out[f"{name}_low"], out[f"{name}_high"] = centre, max(centre - half, 0.0), centre + half
+        else:  # ln y = ln k + e x: interval on ln y
+            grad = np.array([1.0, x0])
+            half = t * math.sqrt(max(float(grad @ covariance @ grad), 0.0))
+            out[name], out[f"{name}_low"], out[f"{name}_high"] = power, power * math.exp(-half), power * math.exp(half)
     return out

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._checks import param_error
+from ._checks import check_budgets, check_choice, check_seed, param_error
 from .flops import FlopConvention
-from .mock import PlantedLaw
+from .mock import PlantedLaw, check_law
+from .runner import MODES
 from .result import Result, SweepPlan
 from .sweep import plan_sweep
 
@@ -77,11 +78,20 @@ def find_optimal(
     >>> sorted(result.predict(1e21))[:2]
     ['expected_loss', 'expected_loss_high']
     """
+    func = "find_optimal"
+    # everything is checked before planning, so no mistake surfaces after compute was spent
     if compute_budgets is None:
-        raise param_error("compute_budgets", "find_optimal", "a list of FLOP budgets such as [1e17, 1e18, 1e19]",
-                          None)
+        raise param_error("compute_budgets", func, "a list of FLOP budgets such as [1e17, 1e18, 1e19]", None)
+    if len(check_budgets(compute_budgets, func)) < 2:
+        raise param_error("compute_budgets", func, "at least 2 budgets (power laws are fitted across budgets)",
+                          compute_budgets, "Use 3 to 5 budgets a decade or so apart, e.g. [1e17, 1e18, 1e19].")
     if not isinstance(train, bool):
-        raise param_error("train", "find_optimal", "True or False", train)
+        raise param_error("train", func, "True or False", train)
+    check_choice(mode, "mode", func, MODES)
+    check_seed(seed, func)
+    check_law(law, func)
+    if extrapolate_to is not None:
+        check_budgets(extrapolate_to, func, "extrapolate_to")
     plan = plan_sweep(
         model_cls, model_size_param, compute_budgets, points_per_budget=points_per_budget,
         tokens_per_param=tokens_per_param, size_span=size_span, size_values=size_values, size_range=size_range,

@@ -57,7 +57,7 @@ class PlantedLaw:
 
     @property
     def a(self) -> float:
-        """Exponent of N_opt = G * (C/6)**a under the 6N convention: beta / (alpha + beta)."""
+        """Exponent of N_opt ∝ C**a: beta / (alpha + beta) (Hoffmann et al. 2022, Eq. 4)."""
         return self.beta / (self.alpha + self.beta)
 
     @property
@@ -77,6 +77,16 @@ class PlantedLaw:
 
     def optimal_tokens(self, compute: float | np.ndarray, flops_per_param_token: float = 6.0) -> float | np.ndarray:
         return np.asarray(compute, dtype=float) / (flops_per_param_token * self.optimal_params(compute, flops_per_param_token))
+
+
+def check_law(law: object, func: str) -> PlantedLaw:
+    """The law to simulate: ``None`` means Chinchilla's; anything else must be a PlantedLaw."""
+    if law is None:
+        return PlantedLaw()
+    if not isinstance(law, PlantedLaw):
+        raise ValueError(f"The 'law' parameter of {func} must be a PlantedLaw. Got {law!r} instead. "
+                         "Build one with flops_fit.PlantedLaw(E=..., A=..., B=..., alpha=..., beta=..., noise=...).")
+    return law
 
 
 def run_rng(seed: int, run_id: str) -> np.random.Generator:

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from ._checks import check_budgets, param_error
-from .analyzer import fit_isoflops, fit_power_laws, predict_from_laws
+from ._checks import check_budgets, check_compute, param_error
+from .analyzer import (
+    LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, FitWarning, TooFewBudgetsError, fit_isoflops, fit_power_laws,
+    predict_from_laws, prepare_results,
+)
 from .mock import PlantedLaw
 
 
 def human(value: float) -> str:
-    """1234567 -> '1.23M'; the short form used in tables."""
+    """1234567 -> '1.23M'; the short form used in tables.
+
+    >>> human(999_999_999), human(999_600), human(1234), human(12.5)
+    ('1B', '1M', '1.23K', '12.5')
+    """
+    rounded = float(f"{value:.3g}")  # round first, so 999,999,999 becomes 1B rather than 1e+03M
     for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}"
+        if abs(rounded) >= scale:
+            return f"{rounded / scale:.3g}{suffix}"
+    return f"{rounded:.3g}"
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -110,14 +119,31 @@ class Result:
     @classmethod
     def from_results(cls, results: pd.DataFrame, *, curves: pd.DataFrame | None = None,
                      plan: pd.DataFrame | None = None, extrapolate_to: Sequence[float] | None = None) -> Result:
-        """Fit a results frame (yours, or :func:`run_sweep`'s) and wrap it."""
-        optima = fit_isoflops(results)
-        laws = fit_power_laws(optima)
-        if extrapolate_to is None:
-            top = float(optima["budget"].max())
+        """Fit a results frame (yours, or :func:`run_sweep`'s) and wrap it.
+
+        Unlike the stage functions, this keeps going where it can: budgets with fewer
+        than 3 usable sizes are left out, and when no power law can be fitted the
+        Result still holds the runs and the optima (with a :class:`FitWarning`).
+        """
+        func = "Result.from_results"
+        targets = None if extrapolate_to is None else check_budgets(extrapolate_to, func, "extrapolate_to")
+        frame = prepare_results(results, func)
+        sizes = frame.groupby("budget")["params"].nunique()
+        thin = sizes[sizes < 3].index.tolist()
+        if thin:
+            warnings.warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in thin)} with fewer than 3 "
+                          "usable sizes.", FitWarning, stacklevel=2)
+            frame = frame[~frame["budget"].isin(thin)]
+        optima = fit_isoflops(frame) if not frame.empty else pd.DataFrame(columns=OPTIMA_COLUMNS)
+        try:
+            laws = fit_power_laws(optima)
+        except TooFewBudgetsError as exc:
+            warnings.warn(f"{func}: no power law could be fitted, so nothing can be extrapolated; the runs and "
+                          f"optima are kept. {exc}", FitWarning, stacklevel=2)
+            laws = pd.DataFrame(columns=LAW_COLUMNS)
+        if targets is None:
+            top = float(optima["budget"].max()) if len(optima) else float(frame["budget"].max())
             targets = [10 * top, 100 * top]
-        else:
-            targets = check_budgets(extrapolate_to, "Result", "extrapolate_to")
         return cls(results=results, optima=optima, laws=laws, curves=curves, plan=plan, targets=targets)
 
     @property
@@ -126,37 +152,53 @@ class Result:
         law = self.results.attrs.get("law")
         return law if isinstance(law, PlantedLaw) else None
 
+    def _require_laws(self, func: str) -> None:
+        if self.laws.empty:
+            raise ValueError(f"{func} needs fitted power laws, and this Result has none: fewer than 2 budgets had "
+                             "a located minimum (see result.optima['flag']). Add budgets or resample sizes.")
+
     def exponent(self, quantity: str = "params") -> float:
-        """The fitted exponent: a for ``"params"`` (N_opt ∝ C^a), b for ``"tokens"``."""
+        """The fitted exponent: a for ``"params"`` (N_opt ∝ C^a), b for ``"tokens"``, c for ``"loss"``."""
+        if quantity not in LAW_QUANTITIES:
+            raise param_error("quantity", "Result.exponent", f"one of {list(LAW_QUANTITIES)}", quantity)
+        self._require_laws("Result.exponent")
         return float(self.laws.set_index("quantity").loc[quantity, "exponent"])
 
     def predict(self, compute: float) -> dict[str, float]:
-        """Compute-optimal N, D and loss at ``compute`` FLOPs, each with a 95 % interval.
+        """Compute-optimal N, D and loss at ``compute`` FLOPs, each with an interval (95 % by default).
 
         Returns a dict with ``target_compute, optimal_params, optimal_tokens,
         expected_loss`` and ``*_low`` / ``*_high`` bounds for each.
         """
-        [value] = check_budgets([compute], "Result.predict", "compute")
+        value = check_compute(compute, "Result.predict")
+        self._require_laws("Result.predict")
         return predict_from_laws(self.laws, value)
 
     def table(self, targets: Sequence[float] | None = None) -> pd.DataFrame:
         """The numbers behind :meth:`chinchilla_table`, one row per budget then per target."""
         targets = self.targets if targets is None else check_budgets(targets, "Result.table", "targets")
+        if self.laws.empty:
+            targets = []
+        nan = float("nan")
         rows = [{"compute": r.budget, "params": r.params_opt, "tokens": r.tokens_opt, "loss": r.loss_opt,
-                 "params_low": float("nan"), "params_high": float("nan"),
+                 "params_low": nan, "params_high": nan, "loss_low": nan, "loss_high": nan,
                  "source": "IsoFLOP fit" if r.usable else f"IsoFLOP fit ({r.flag})"}
                 for r in self.optima.itertuples()]
         for compute in targets:
             p = predict_from_laws(self.laws, compute)
             rows.append({"compute": compute, "params": p["optimal_params"], "tokens": p["optimal_tokens"],
                          "loss": p["expected_loss"], "params_low": p["optimal_params_low"],
-                         "params_high": p["optimal_params_high"], "source": "power-law extrapolation"})
+                         "params_high": p["optimal_params_high"], "loss_low": p["expected_loss_low"],
+                         "loss_high": p["expected_loss_high"], "source": "power-law extrapolation"})
         frame = pd.DataFrame(rows)
         frame["tokens_per_param"] = frame["tokens"] / frame["params"]
         return frame
 
     def chinchilla_table(self, targets: Sequence[float] | None = None) -> str:
-        """A markdown table: N_opt, D_opt, D/N and loss per swept budget and per extrapolation target."""
+        """A markdown table: N_opt, D_opt, D/N and loss per swept budget and per extrapolation target.
+
+        Extrapolated rows carry the intervals of :meth:`predict` in brackets.
+        """
         frame = self.table(targets)
         shown = pd.DataFrame({
             "Compute (FLOPs)": frame["compute"].map(lambda c: f"{c:.2e}"),
@@ -164,7 +206,8 @@ class Result:
                       for p, lo, hi in zip(frame["params"], frame["params_low"], frame["params_high"])],
             "D_opt": frame["tokens"].map(human),
             "D/N": frame["tokens_per_param"].map(lambda r: f"{r:.1f}"),
-            "Loss": frame["loss"].map(lambda v: f"{v:.3f}"),
+            "Loss": [f"{v:.3f}" if pd.isna(lo) else f"{v:.3f} ({lo:.3f}–{hi:.3f})"
+                     for v, lo, hi in zip(frame["loss"], frame["loss_low"], frame["loss_high"])],
             "Source": frame["source"],
         })
         return _markdown(shown)
@@ -183,17 +226,17 @@ class Result:
         Returns
         -------
         dict
-            ``{"isoflops": Figure, "scaling_laws": Figure}``.
+            ``{"isoflops": Figure, "scaling_laws": Figure}`` (no ``"scaling_laws"`` when
+            no power law could be fitted).
         """
         from .visualizer import plot_isoflops, plot_scaling_laws
 
-        figures = {
-            "isoflops": plot_isoflops(self.results, self.optima),
-            "scaling_laws": plot_scaling_laws(self.optima, self.laws, self.targets),
-        }
+        if html_dir is not None and (not isinstance(html_dir, (str, os.PathLike)) or os.path.isfile(html_dir)):
+            raise param_error("html_dir", "Result.plot", "a directory path (created if missing)", html_dir)
+        figures = {"isoflops": plot_isoflops(self.results, self.optima)}
+        if not self.laws.empty:
+            figures["scaling_laws"] = plot_scaling_laws(self.optima, self.laws, self.targets)
         if html_dir is not None:
-            if not isinstance(html_dir, (str, os.PathLike)):
-                raise param_error("html_dir", "Result.plot", "a directory path", html_dir)
             os.makedirs(html_dir, exist_ok=True)
             for name, fig in figures.items():
                 fig.write_html(os.path.join(html_dir, f"{name}.html"), include_plotlyjs="directory")
@@ -202,9 +245,14 @@ class Result:
                 fig.show()
         return figures
 
+    def _headline(self) -> str:
+        if self.laws.empty:
+            return "no power law fitted"
+        return f"N_opt ∝ C^{self.exponent('params'):.3f}"
+
     def __repr__(self) -> str:
-        a = self.exponent("params")
-        return f"Result({len(self.results)} runs, {len(self.optima)} budgets, N_opt ∝ C^{a:.3f})\n{self.chinchilla_table()}"
+        return (f"Result({len(self.results)} runs, {len(self.optima)} budgets, {self._headline()})\n"
+                f"{self.chinchilla_table()}")
 
     def _repr_markdown_(self) -> str:
-        return f"**flops_fit Result**: N_opt ∝ C^{self.exponent('params'):.3f}\n\n{self.chinchilla_table()}"
+        return f"**flops_fit Result**: {self._headline()}\n\n{self.chinchilla_table()}"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._checks import check_choice, param_error
-from .mock import CURVE_COLUMNS, PlantedLaw, simulate_run
+from ._checks import check_choice, check_seed, param_error
+from .mock import CURVE_COLUMNS, PlantedLaw, check_law, simulate_run
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +79,8 @@ def run_sweep(
     if plan["run_id"].duplicated().any():
         dupes = plan.loc[plan["run_id"].duplicated(), "run_id"].tolist()
         raise param_error("plan", func, "a plan with unique run_id values", dupes[:5], "Drop the duplicated rows.")
-    if law is None:
-        law = PlantedLaw()
-    elif not isinstance(law, PlantedLaw):
-        raise param_error("law", func, "a PlantedLaw", law, "Build one with flops_fit.PlantedLaw(E=..., A=..., ...).")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise param_error("seed", func, "a non-negative integer", seed)
+    law = check_law(law, func)
+    seed = check_seed(seed, func)
 
     results = plan.copy()
     outcomes, curves = [], []

@@ -10,7 +10,12 @@ import pandas as pd
 from ._checks import param_error
 from .analyzer import prepare_results
 
-_READERS = {".csv": pd.read_csv, ".json": pd.read_json, ".parquet": pd.read_parquet, ".jsonl": None}
+_READERS = {
+    ".csv": pd.read_csv,
+    ".json": pd.read_json,
+    ".jsonl": lambda path: pd.read_json(path, lines=True),
+    ".parquet": pd.read_parquet,
+}
 
 
 def load_results(
@@ -51,7 +56,7 @@ def load_results(
         suffix = os.path.splitext(path)[1].lower()
         if suffix not in _READERS:
             raise param_error("source", func, f"a file ending in one of {sorted(_READERS)}", path)
-        frame = pd.read_json(path, lines=True) if suffix == ".jsonl" else _READERS[suffix](path)
+        frame = _READERS[suffix](path)
     else:
         raise param_error("source", func, "a DataFrame or a path to a .csv/.json/.jsonl/.parquet file",
                           type(source).__name__)
@@ -61,5 +66,10 @@ def load_results(
         absent = [c for c in columns if c not in frame.columns]
         if absent:
             raise param_error("columns", func, f"names of existing columns ({list(frame.columns)})", absent)
+        renamed = [columns.get(c, c) for c in frame.columns]
+        clashes = sorted({c for c in renamed if renamed.count(c) > 1})
+        if clashes:
+            raise param_error("columns", func, "renames that leave column names unique", dict(columns),
+                              f"After renaming, {clashes} would appear twice; drop or rename the existing column.")
         frame = frame.rename(columns=dict(columns))
     return prepare_results(frame, func)

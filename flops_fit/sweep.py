@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
+import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._checks import check_budgets, check_positive, param_error
+from ._checks import check_budgets, check_int_list, check_number, param_error
 from .flops import FlopConvention, convention_name, resolve_convention
 
 PLAN_COLUMNS = [
@@ -35,6 +38,10 @@ class SizeSearchError(ValueError):
 
 def _factory_name(model_cls: Callable[..., Any]) -> str:
     return getattr(model_cls, "__qualname__", None) or getattr(model_cls, "__name__", None) or repr(model_cls)
+
+
+class ModelContractError(TypeError):
+    """The factory built a model without a usable ``num_params()``."""
 
 
 def count_params(
@@ -55,26 +62,23 @@ def count_params(
     kwargs = {**(model_kwargs or {}), model_size_param: value}
     with torch.device("meta"):
         model = model_cls(**kwargs)
+    built = f"{_factory_name(model_cls)}({model_size_param}={value})"
     counter = getattr(model, "num_params", None)
     if not callable(counter):
-        raise TypeError(
+        what = "without one" if counter is None else f"whose num_params is a {type(counter).__name__}, not a method"
+        raise ModelContractError(
             f"The 'model_cls' parameter must build a model with a num_params() -> int method; "
-            f"{_factory_name(model_cls)}({model_size_param}={value}) built a {type(model).__name__} without one. "
+            f"{built} built a {type(model).__name__} {what}. "
             "Add `def num_params(self): return sum(p.numel() for p in self.parameters())` to the model."
         )
     n = counter()
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        try:
-            n_int = int(n)
-        except (TypeError, ValueError):
-            n_int = -1
-        if n_int < 0 or n_int != n:
-            raise TypeError(
-                f"num_params() of {_factory_name(model_cls)}({model_size_param}={value}) must return a non-negative "
-                f"integer. Got {n!r} instead."
-            )
-        n = n_int
-    return int(n)
+    try:
+        count = operator.index(n)  # int or numpy integer, not float or str
+    except TypeError:
+        count = -1
+    if isinstance(n, bool) or count < 0:
+        raise ModelContractError(f"num_params() of {built} must return a non-negative integer. Got {n!r} instead.")
+    return count
 
 
 class SizeSpace:
@@ -102,6 +106,7 @@ class SizeSpace:
         self.step = multiple_of
         self._params: dict[int, int | None] = {}
         self._errors: dict[int, BaseException] = {}
+        self._quadratic: np.ndarray | None = None
         if values is not None:
             self._init_values(values)
         else:
@@ -113,19 +118,26 @@ class SizeSpace:
         if value not in self._params:
             try:
                 self._params[value] = count_params(self.model_cls, self.param, value, self.model_kwargs)
+            except ModelContractError:
+                raise
             except TypeError as exc:
-                if "num_params" in str(exc) or _rejects_keyword(exc, self.param):
-                    raise self._keyword_error(exc) if _rejects_keyword(exc, self.param) else exc
+                if "keyword argument" in str(exc):
+                    raise self._keyword_error(exc) from exc
                 self._params[value], self._errors[value] = None, exc
             except Exception as exc:  # the factory's own validation, e.g. divisibility
                 self._params[value], self._errors[value] = None, exc
         return self._params[value]
 
     def _keyword_error(self, exc: BaseException) -> ValueError:
-        return param_error(
-            "model_size_param", "plan_sweep", f"a keyword argument that {_factory_name(self.model_cls)} accepts",
-            self.param, f"Calling it raised: {exc}",
-        )
+        """Blame the keyword the factory named: one of model_kwargs, else the size knob."""
+        text, name = str(exc), _factory_name(self.model_cls)
+        found = re.search(r"unexpected keyword argument(?:\(s\))?:? \[?'([^']+)'", text)
+        named = [found.group(1)] if found and found.group(1) in self.model_kwargs else []
+        if named:
+            return param_error("model_kwargs", "plan_sweep", f"keyword arguments that {name} accepts",
+                               self.model_kwargs, f"{name} rejected {named}: {text}")
+        return param_error("model_size_param", "plan_sweep", f"a keyword argument that {name} accepts",
+                           self.param, f"Calling it raised: {text}")
 
     def _no_build_error(self, tried: Sequence[int]) -> SizeSearchError:
         shown = ", ".join(str(v) for v in list(tried)[:8])
@@ -157,6 +169,7 @@ class SizeSpace:
                 )
         self.values = sorted(set(values), key=lambda v: (self._params[v], v))
         self.lo, self.hi = self.values[0], self.values[-1]
+        self.hi_is_limit = True
 
     def _init_range(self, value_range: tuple[int, int | None], max_params_needed: float) -> None:
         low, high = value_range
@@ -165,18 +178,27 @@ class SizeSpace:
         if lo is None:
             tried = [start + i * self.step for i in range(_MAX_SCAN)]
             raise self._no_build_error([v for v in tried if v in self._params])
+        self.hi_is_limit = True  # unless the doubling search below stops short of any limit
+        self._quadratic = self._fit_quadratic(lo, high)
         if high is not None:
             hi = self._scan(self.step * (high // self.step), lo, -1)
             assert hi is not None  # lo itself is buildable
         else:
             hi = lo
+            self.hi_is_limit = False
             while self._params[hi] < max_params_needed and hi * 2 <= _MAX_KNOB:
-                nxt = self._scan(self.step * math.ceil(2 * hi / self.step), 4 * hi, +1)
+                # double, or jump straight to where an exact quadratic says the count is reached
+                jump = min(max(2 * hi, self._quadratic_guess(max_params_needed) or 0), _MAX_KNOB)
+                jump = self.step * math.ceil(jump / self.step)
+                nxt = self._scan(jump, 2 * jump, +1)
                 if nxt is None:  # the factory stops somewhere above hi: find where
-                    hi = self._last_buildable(hi, self.step * math.ceil(2 * hi / self.step))
+                    hi = self._last_buildable(hi, jump)
+                    self.hi_is_limit = True
                     break
                 hi = nxt
-        self.values = None
+            if hi * 2 > _MAX_KNOB:
+                self.hi_is_limit = True
+        self.values: list[int] | None = None
         self.lo, self.hi = lo, hi
         if self._params[hi] <= self._params[lo] and hi != lo:
             raise param_error(
@@ -184,6 +206,38 @@ class SizeSpace:
                 f"{_factory_name(self.model_cls)} has {self._params[lo]} parameters at {self.param}={lo} "
                 f"and {self._params[hi]} at {self.param}={hi}.",
             )
+
+    def _fit_quadratic(self, lo: int, high: int | None) -> np.ndarray | None:
+        """Coefficients of N(knob) when N is exactly quadratic (or linear) over the first buildable values.
+
+        Transformers are: N is linear in depth and quadratic in width. The fit only
+        guides the search (each chosen size is still built and counted), so a
+        factory that is not polynomial costs a few extra builds, never a wrong count.
+        """
+        found: list[int] = []
+        value, stop = lo, lo + 16 * self.step if high is None else min(high, lo + 16 * self.step)
+        while len(found) < 5 and value <= stop:
+            if self.params_of(value) is not None:
+                found.append(value)
+            value += self.step
+        if len(found) < 5:
+            return None
+        x, y = np.array(found, dtype=float), np.array([self._params[v] for v in found], dtype=float)
+        coef = np.polyfit(x, y, 2)
+        if np.abs(np.polyval(coef, x) - y).max() > 1e-6 * y.max() or coef[0] < -1e-9 * y.max():
+            return None
+        return coef
+
+    def _quadratic_guess(self, target: float) -> int | None:
+        if self._quadratic is None:
+            return None
+        c2, c1, c0 = self._quadratic
+        if abs(c2) < 1e-12:
+            root = (target - c0) / c1 if c1 > 0 else None
+        else:
+            disc = c1 * c1 - 4 * c2 * (c0 - target)
+            root = (-c1 + math.sqrt(disc)) / (2 * c2) if disc >= 0 else None
+        return math.ceil(root) if root is not None and 0 < root < 2 * _MAX_KNOB else None
 
     def _last_buildable(self, good: int, bad: int) -> int:
         """Bisect for the largest buildable value in [good, bad), where ``bad`` and beyond are rejected."""
@@ -224,10 +278,15 @@ class SizeSpace:
         if self._params[hi] <= target:  # type: ignore[operator]
             return hi, hi
         a, b = lo, hi  # the two latest probes, for a secant step in log-log space
-        stalls = 0
+        stalls, exact = 0, self._quadratic is not None
         while hi - lo > self.step:  # invariant: params(lo) < target <= params(hi)
             width = hi - lo
-            guess = self._secant(a, b, target) if stalls < 2 else None
+            if stalls >= 2:
+                guess = None
+            elif exact:
+                guess = self._quadratic_guess(target)
+            else:
+                guess = self._secant(a, b, target)
             mid = (lo + hi) // 2 if guess is None else min(max(guess, lo + self.step), hi - self.step)
             mid = self.step * (mid // self.step)
             probe = self._scan(mid, hi - self.step, +1) if mid > lo else None
@@ -241,6 +300,7 @@ class SizeSpace:
                 lo = probe
             a, b = b, probe
             stalls = stalls + 1 if (hi - lo) * 2 > width else 0  # two slow steps in a row: bisect once
+            exact = exact and stalls == 0  # the quadratic missed here: fall back to secant steps
         return lo, hi
 
     def _secant(self, a: int, b: int, target: float) -> int | None:
@@ -266,11 +326,6 @@ class SizeSpace:
             return []
         found = [v for v in range(start, stop + 1, self.step) if self.params_of(v) is not None]
         return [v for v in found if low_params <= self._params[v] <= high_params]  # type: ignore[operator]
-
-
-def _rejects_keyword(exc: BaseException, name: str) -> bool:
-    text = str(exc)
-    return "unexpected keyword" in text and name in text
 
 
 def prior_optimum(budget: float, tokens_per_param: float, fpt: Callable[[float], float]) -> float:
@@ -327,9 +382,14 @@ def _spread(space: SizeSpace, pool: list[int], k: int) -> list[int]:
     return [pool[i] for i in sorted(picks)]
 
 
+def _stable_repr(obj: object) -> str:
+    """repr without memory addresses, so ids of runs with object-valued settings survive a restart."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
 def make_run_id(**content: Any) -> str:
     """A stable id from a run's content (budget, size, training settings), never its position."""
-    blob = json.dumps(content, sort_keys=True, default=repr)
+    blob = json.dumps(content, sort_keys=True, default=_stable_repr)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -402,24 +462,29 @@ def plan_sweep(
     if not callable(model_cls):
         raise param_error("model_cls", func, "a callable that builds a model (a class or a function)", model_cls)
     if not isinstance(model_size_param, str) or not model_size_param.isidentifier():
-        raise param_error("model_size_param", func, "the name of the factory's size keyword, e.g. 'd_model'", model_size_param)
+        raise param_error("model_size_param", func, "the name of the factory's size keyword, e.g. 'd_model'",
+                          model_size_param)
+    if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
+        raise param_error("model_kwargs", func, "a dict of fixed keyword arguments for model_cls", model_kwargs)
+    if model_kwargs and model_size_param in model_kwargs:
+        raise param_error("model_kwargs", func, f"free of the size knob '{model_size_param}'", dict(model_kwargs),
+                          "The planner sets the knob itself; remove it from model_kwargs.")
     budgets = check_budgets(compute_budgets, func)
-    k = check_positive(points_per_budget, "points_per_budget", func, integer=True, minimum=2)
-    ratio = check_positive(tokens_per_param, "tokens_per_param", func)
-    span = check_positive(size_span, "size_span", func, minimum=1.0)
-    step = check_positive(multiple_of, "multiple_of", func, integer=True)
+    k = check_number(points_per_budget, "points_per_budget", func, integer=True, above=2)
+    ratio = check_number(tokens_per_param, "tokens_per_param", func)
+    span = check_number(size_span, "size_span", func, above=1.0)
+    step = check_number(multiple_of, "multiple_of", func, integer=True)
     fpt = resolve_convention(flop_convention, func)
     if size_values is not None and size_range is not None:
         raise param_error("size_range", func, "None when size_values is given", size_range, "Pass one or the other.")
     if size_values is not None:
-        size_values = _check_size_values(size_values)
+        size_values = check_int_list(size_values, "size_values", func, "a non-empty list of positive integers")
     value_range: tuple[int, int | None] = (step, None)
     if size_range is not None:
-        if (not isinstance(size_range, (tuple, list)) or len(size_range) != 2
-                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size_range)
-                or not 1 <= size_range[0] <= size_range[1]):
+        pair = check_int_list(size_range, "size_range", func, "a pair of integers (low, high) with 1 <= low <= high")
+        if len(pair) != 2 or pair[0] > pair[1]:
             raise param_error("size_range", func, "a pair of integers (low, high) with 1 <= low <= high", size_range)
-        value_range = (int(size_range[0]), int(size_range[1]))
+        value_range = (pair[0], pair[1])
 
     half = math.log(span) / 2
     priors = {b: prior_optimum(b, ratio, fpt) for b in budgets}
@@ -427,7 +492,7 @@ def plan_sweep(
         model_cls, model_size_param, values=size_values, value_range=value_range, multiple_of=step,
         model_kwargs=model_kwargs, max_params_needed=max(priors.values()) * math.exp(half),
     )
-    _check_servable(space, budgets, priors, half, ratio, fpt, k)
+    _check_servable(space, budgets, priors, half, ratio, fpt)
 
     rows = []
     factory = _factory_name(model_cls)
@@ -438,6 +503,11 @@ def plan_sweep(
                 f"Only {len(sizes)} distinct sizes of '{model_size_param}' can be built for budget {budget:.3g}; "
                 "an IsoFLOP curve needs at least 3. Widen size_range or use a finer size knob."
             )
+        if len(sizes) < k:
+            warnings.warn(
+                f"plan_sweep: budget {budget:.3g} gets {len(sizes)} sizes, not the {k} asked for: that is every "
+                f"distinct size of '{model_size_param}' the factory can build in range. Widen size_range or "
+                "size_span for more.", UserWarning, stacklevel=2)
         for size in sizes:
             params = space.params_of(size)
             per_token = float(fpt(params))
@@ -458,17 +528,9 @@ def plan_sweep(
     return plan
 
 
-def _check_size_values(values: object) -> list[int]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-        raise param_error("size_values", "plan_sweep", "a non-empty list of positive integers", values)
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in values):
-        raise param_error("size_values", "plan_sweep", "a non-empty list of positive integers", values)
-    return [int(v) for v in values]
-
-
 def _check_servable(
     space: SizeSpace, budgets: list[float], priors: dict[float, float], half: float, ratio: float,
-    fpt: Callable[[float], float], k: int,
+    fpt: Callable[[float], float],
 ) -> None:
     """Each budget's window must reach at least half-way out on both sides of its prior."""
     reach = math.exp(half / 2)
@@ -484,11 +546,13 @@ def _check_servable(
                 if priors[b] / reach < n_lo else
                 f"models up to {priors[b] * reach:.3g} params, but the largest buildable ({p}={space.hi}) has {n_hi:,}")
         lines.append(f"  budget {b:.3g}: expected optimum ~{priors[b]:.3g} params; straddling it needs {side}")
-    if serve_lo <= serve_hi:
+    if serve_lo > serve_hi:
+        can = f"With these settings {name} can serve no budget: its sizes span too narrow a range of parameters."
+    elif space.hi_is_limit:
         can = (f"With these settings {name} can serve budgets from {_budget_for(serve_lo, ratio, fpt):.3g} "
                f"to {_budget_for(serve_hi, ratio, fpt):.3g} FLOPs.")
-    else:
-        can = f"With these settings {name} can serve no budget: its sizes span too narrow a range of parameters."
+    else:  # the upper end is only where the search stopped, not a limit of the factory
+        can = f"With these settings {name} can serve budgets from {_budget_for(serve_lo, ratio, fpt):.3g} FLOPs up."
     raise SizeSearchError(
         f"compute_budgets contains budget(s) that {name} cannot serve by varying '{p}':\n" + "\n".join(lines) + "\n"
         + can + " Choose budgets in that range, change the fixed model settings (model_kwargs), widen size_range, "

@@ -6,13 +6,15 @@ draw them. plotly is imported when a figure is built.
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .analyzer import predict_from_laws, prepare_results
+from .analyzer import FitWarning, predict_from_laws, prepare_results
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -62,7 +64,9 @@ def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
 def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame) -> go.Figure:
     """IsoFLOP curves: loss against N per budget, the fitted parabolas, and each budget's minimum."""
     go, _ = _plotly()
-    runs = prepare_results(results, "plot_isoflops")
+    with warnings.catch_warnings():  # the fit already warned about left-out runs
+        warnings.simplefilter("ignore", FitWarning)
+        runs = prepare_results(results, "plot_isoflops")
     colours = _budget_colours(list(runs["budget"].unique()))
     curves = parabola_data(optima)
     fig = go.Figure()

@@ -112,3 +112,64 @@ def test_two_budgets_fit_without_interval():
         laws = fit_power_laws(fit_isoflops(frame))
     assert laws["exponent"].iloc[0] == pytest.approx(0.5)
     assert np.isnan(laws["exponent_lo"].iloc[0])
+
+
+def test_loss_floor_needs_four_budgets_and_costs_a_degree_of_freedom(gpt_plan):
+    three = gpt_plan[gpt_plan["budget"] <= 1e19]
+    laws = fit_power_laws(fit_isoflops(run_sweep(three, mode="mock", seed=0))).set_index("quantity")
+    assert laws.loc["loss", "floor"] == 0.0 and laws.loc["loss", "dof"] == 1
+    laws5 = fit_power_laws(fit_isoflops(run_sweep(gpt_plan, mode="mock", seed=0))).set_index("quantity")
+    assert laws5.loc["loss", "floor"] > 0 and laws5.loc["loss", "dof"] == 2
+    assert laws5.loc["params", "dof"] == 3
+
+
+def test_loss_interval_is_not_degenerate(gpt_plan):
+    law = PlantedLaw()
+    truth = law.loss(law.optimal_params(1e23), law.optimal_tokens(1e23))
+    inside = 0
+    for seed in range(10):
+        laws = fit_power_laws(fit_isoflops(run_sweep(gpt_plan, mode="mock", law=law, seed=seed)))
+        p = predict_from_laws(laws, 1e23)
+        assert p["expected_loss_high"] - p["expected_loss_low"] > 1e-3
+        inside += p["expected_loss_low"] <= truth <= p["expected_loss_high"]
+    assert inside >= 5
+
+
+def test_chained_flops_warn():
+    with pytest.warns(FitWarning, match="grouped into one budget"):
+        snap_budgets(np.geomspace(1e17, 1e19, 40))
+
+
+def test_status_is_read_leniently():
+    frame = parabola_frame(n=8)
+    frame["status"] = ["COMPLETED", " completed", None, "", "completed", "Completed", "completed", "FAILED"]
+    with pytest.warns(FitWarning, match=r"1 run\(s\) that did not complete: \{'failed': 1\}"):
+        optima = fit_isoflops(frame)
+    assert optima["n_points"].iloc[0] == 7
+
+
+def test_missing_budgets_are_filled_from_flops_or_dropped():
+    frame = parabola_frame(n=8)
+    frame.loc[0, "budget"] = np.nan
+    frame["flops"] = 1.01e18
+    assert fit_isoflops(frame)["n_points"].iloc[0] == 8
+    with pytest.warns(FitWarning, match="left out 1 run"):
+        optima = fit_isoflops(frame.drop(columns="flops"))
+    assert optima["n_points"].iloc[0] == 7
+
+
+def test_duplicate_runs_are_counted_once():
+    frame = parabola_frame()
+    frame["run_id"] = [f"r{i}" for i in range(len(frame))]
+    with pytest.warns(FitWarning, match="appear more than once"):
+        optima = fit_isoflops(pd.concat([frame, frame]))
+    assert optima["n_points"].iloc[0] == 7
+
+
+def test_flagged_budget_says_which_way_to_move():
+    frame = parabola_frame(budget=1e21, centre=1e9, lo=2.0, hi=40.0)
+    with pytest.warns(FitWarning, match="raise tokens_per_param"):
+        fit_isoflops(frame)
+    frame = parabola_frame(budget=1e21, centre=1e9, lo=0.02, hi=0.5)
+    with pytest.warns(FitWarning, match="lower tokens_per_param"):
+        fit_isoflops(frame)

@@ -176,3 +176,62 @@ def test_no_usable_rows():
 def test_bad_law_value():
     with pytest.raises(ValueError, match="PlantedLaw.beta must be positive"):
         PlantedLaw(beta=-0.1)
+
+
+def test_bad_model_kwargs_key_is_blamed_on_model_kwargs():
+    with pytest.raises(ValueError, match=r"'model_kwargs' parameter of plan_sweep.*rejected \['foo'\]"):
+        plan_sweep(GPT, "d_model", [1e15], model_kwargs={"foo": 1, "n_layer": 2})
+    with pytest.raises(ValueError, match=r"'model_size_param' parameter of plan_sweep"):
+        plan_sweep(GPT, "d_modle", [1e15], model_kwargs={"n_layer": 2})
+
+
+def test_knob_inside_model_kwargs():
+    with pytest.raises(ValueError, match=r"'model_kwargs' parameter of plan_sweep must be free of the size knob"):
+        plan_sweep(GPT, "d_model", [1e15], model_kwargs={"d_model": 64})
+
+
+def test_num_params_as_a_property():
+    class Prop(Picky):
+        num_params = property(lambda self: self.width)
+
+    with pytest.raises(TypeError, match="whose num_params is a int, not a method"):
+        plan_sweep(Prop, "width", [1e9])
+
+
+def test_boolean_budget_is_refused():
+    with pytest.raises(ValueError, match="True is not a number"):
+        plan_sweep(GPT, "d_model", [True, 1e15], model_kwargs=SMALL)
+
+
+def test_find_optimal_checks_everything_before_planning():
+    common = dict(dataset="d", loss_fn="l", model_kwargs=SMALL)
+    with pytest.raises(ValueError, match="at least 2 budgets"):
+        find_optimal(GPT, "d_model", compute_budgets=[1e15], **common)
+    for kwargs, param in [({"mode": "real"}, "mode"), ({"seed": -3}, "seed"), ({"law": 1.69}, "law"),
+                          ({"extrapolate_to": [-1]}, "extrapolate_to")]:
+        with pytest.raises(ValueError, match=f"'{param}' parameter of find_optimal"):
+            find_optimal(GPT, "d_model", compute_budgets=[1e15, 1e16], train=False, **kwargs, **common)
+
+
+def test_fit_power_laws_checks_values():
+    optima = pd.DataFrame({"budget": [1e18, 1e19, 1e20], "params_opt": [1e7, np.nan, 1e8],
+                           "tokens_opt": [1.6e10, 5e10, 1.6e11], "loss_opt": [3.0, 2.8, 2.6]})
+    with pytest.raises(ValueError, match="positive, finite numbers"):
+        fit_power_laws(optima)
+    dupes = optima.assign(params_opt=[1e7, 3e7, 1e8], budget=[1e18, 1e18, 1e20])
+    with pytest.raises(ValueError, match="one row per budget"):
+        fit_power_laws(dupes)
+    with pytest.raises(ValueError, match="'confidence' parameter of fit_power_laws"):
+        fit_power_laws(dupes, confidence="0.9")
+
+
+def test_result_accessors_reject_bad_arguments(tmp_path):
+    result = find_optimal(GPT, "d_model", dataset="d", loss_fn="l", compute_budgets=[1e15, 1e16, 1e17],
+                          model_kwargs=SMALL)
+    with pytest.raises(ValueError, match="'quantity' parameter of Result.exponent"):
+        result.exponent("Params")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="'html_dir' parameter of Result.plot"):
+        result.plot(html_dir=tmp_path / "file")
+    with pytest.raises(ValueError, match="'compute' parameter of Result.predict"):
+        result.predict([1e21, 1e22])

@@ -90,3 +90,37 @@ def test_plot_data(result):
     line = law_line_data(result.laws, BUDGETS, result.targets)
     assert line["target_compute"].max() == pytest.approx(100 * max(BUDGETS))
     assert (line["optimal_params_low"] <= line["optimal_params"]).all()
+
+
+def test_result_survives_when_no_power_law_can_be_fitted():
+    # every budget's minimum lies below its sampled sizes: the runs must not be lost
+    law = PlantedLaw(B=4107.0, noise=0.0)
+    with pytest.warns(Warning) as caught:
+        result = find_optimal(GPT, "d_model", dataset="d", loss_fn="l", compute_budgets=[1e17, 1e18, 1e19],
+                              law=law, tokens_per_param=0.5, model_kwargs={"n_layer": 4})
+    assert any("no power law could be fitted" in str(w.message) for w in caught)
+    assert len(result.results) == 27 and not result.optima["usable"].any()
+    assert result.laws.empty
+    with pytest.raises(ValueError, match="needs fitted power laws"):
+        result.predict(1e21)
+    assert len(result.chinchilla_table().splitlines()) == 2 + 3
+    assert set(result.plot()) == {"isoflops"}
+    assert "no power law fitted" in repr(result)
+
+
+def test_result_from_a_frame_with_a_thin_budget():
+    kwargs = dict(dataset="d", loss_fn="l", compute_budgets=BUDGETS, model_kwargs={"n_layer": 4}, train=False)
+    plan = find_optimal(GPT, "d_model", **kwargs).plan
+    from flops_fit import run_sweep
+
+    results = run_sweep(plan, seed=0)
+    results.loc[results["budget"] == 1e21, "status"] = ["failed"] * 7 + ["completed"] * 2
+    with pytest.warns(Warning, match="fewer than 3"):
+        result = Result.from_results(results)
+    assert len(result.optima) == 4
+
+
+def test_human_numbers():
+    from flops_fit.result import human
+
+    assert [human(v) for v in (999_999_999, 999_600, 1_234_000, 7)] == ["1B", "1M", "1.23M", "7"]

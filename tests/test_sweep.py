@@ -135,3 +135,46 @@ def test_seed_readme_snippet_ends_in_clear_message():
 def test_torch_factory_default_dtype_unchanged():
     plan_sweep(GPT, "d_model", [1e15], model_kwargs={"vocab_size": 256})
     assert torch.empty(1).device.type == "cpu"
+
+
+def test_numpy_arrays_are_accepted():
+    plan = plan_sweep(GPT, "d_model", np.array([1e13, 1e14]), size_range=np.array([8, 512]),
+                      model_kwargs={"n_layer": 2, "vocab_size": 256})
+    assert plan["size"].between(8, 512).all() and plan["budget"].nunique() == 2
+    values = np.arange(8, 1025, 8)
+    plan = plan_sweep(GPT, "d_model", [1e15], size_values=values, model_kwargs={"n_layer": 2, "vocab_size": 256})
+    assert set(plan["size"]) <= set(values.tolist())
+
+
+def test_fewer_sizes_than_asked_warns():
+    with pytest.warns(UserWarning, match="gets 3 sizes, not the 7"):
+        plan = plan_sweep(Stack, "depth", [1e10], size_range=(1, 3), points_per_budget=7, size_span=3)
+    assert len(plan) == 3
+
+
+def test_upper_end_of_servable_range_is_not_invented():
+    # the search stops where the largest budget needs it; that is not a limit of GPT
+    with pytest.raises(SizeSearchError, match=r"can serve budgets from [0-9.e+]+ FLOPs up\."):
+        plan_sweep(GPT, "d_model", [1e12, 1e13], model_kwargs={"n_layer": 4})
+
+
+def test_depth_knob_needs_few_builds(monkeypatch):
+    import flops_fit.sweep as sweep
+
+    calls = []
+    real = sweep.count_params
+    monkeypatch.setattr(sweep, "count_params", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    plan = plan_sweep(GPT, "n_layer", [1e14, 1e15], model_kwargs={"vocab_size": 256, "d_model": 32})
+    assert len(plan) == 18
+    assert len(calls) < 40  # params are linear in depth: the quadratic guess lands on each size
+
+
+def test_run_id_survives_object_valued_settings():
+    class Activation:
+        pass
+
+    ids = [plan_sweep(Stack, "depth", [1e12], model_kwargs={"width": 50}, points_per_budget=3)["run_id"].tolist()
+           for _ in range(2)]
+    assert ids[0] == ids[1]
+    from flops_fit.sweep import make_run_id
+    assert make_run_id(act=Activation()) == make_run_id(act=Activation())
