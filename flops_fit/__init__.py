@@ -31,6 +31,7 @@ _EXPORTS = {
     "load_results": "store",
     "flops_per_token": "flops",
     "PlantedLaw": "mock",
+    "TrainConfig": "trainer",
     "SweepPlan": "result",
     "Result": "result",
     "plot_isoflops": "visualizer",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .result import Result, SweepPlan
     from .runner import run_sweep
     from .store import load_results
+    from .trainer import TrainConfig
     from .sweep import SizeSearchError, count_params, plan_sweep
     from .visualizer import plot_isoflops, plot_scaling_laws
 

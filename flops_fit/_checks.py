@@ -85,3 +85,16 @@ def check_seed(seed: object, func: str) -> int:
     if not _is_number(seed) or not float(seed).is_integer() or seed < 0:  # type: ignore[operator]
         raise param_error("seed", func, "a non-negative integer", seed)
     return int(seed)  # type: ignore[arg-type]
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside flops_fit, so users see their own line."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -11,14 +11,13 @@ language-model loss has, needs E > 0 or it extrapolates below that floor).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from ._checks import param_error
+from ._checks import param_error, warn
 
 OPTIMA_COLUMNS = [
     "budget", "params_opt", "tokens_opt", "loss_opt", "n_points", "params_min", "params_max",
@@ -63,10 +62,10 @@ def snap_budgets(flops: Iterable[float], tolerance: float = 0.1, *, warn_func: s
         out[members] = _round_budget(10 ** logs[members].mean())
         spread = np.ptp(logs[members])
         if spread > 2 * tolerance:  # neighbours chained into one wide group: not one budget
-            warnings.warn(f"{warn_func}: FLOP counts from {10 ** logs[members].min():.3g} to "
+            warn(f"{warn_func}: FLOP counts from {10 ** logs[members].min():.3g} to "
                           f"{10 ** logs[members].max():.3g} ({spread:.2f} decades) were grouped into one budget, "
                           f"{out[members][0]:.3g}. Give each run its planned 'budget' column instead.",
-                          FitWarning, stacklevel=2)
+                          FitWarning)
     return out
 
 
@@ -104,13 +103,13 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.Dat
         bad = (status.notna() & (status != "") & (status != "completed")).to_numpy(dtype=bool)
         if bad.any():
             counts = status[bad].value_counts().to_dict()
-            warnings.warn(f"{func}: left out {int(bad.sum())} run(s) that did not complete: {counts}.",
-                          FitWarning, stacklevel=3)
+            warn(f"{func}: left out {int(bad.sum())} run(s) that did not complete: {counts}.",
+                          FitWarning)
             frame = frame.loc[~bad]
     if "run_id" in frame.columns and frame["run_id"].duplicated().any():
         repeated = int(frame["run_id"].duplicated().sum())
-        warnings.warn(f"{func}: {repeated} run(s) appear more than once (same run_id); kept the last record of each.",
-                      FitWarning, stacklevel=3)
+        warn(f"{func}: {repeated} run(s) appear more than once (same run_id); kept the last record of each.",
+                      FitWarning)
         frame = frame.drop_duplicates("run_id", keep="last")
     for column in [*required, "budget", "flops"]:
         if column in frame.columns:
@@ -126,8 +125,8 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.Dat
     numbers = frame[[*required, "budget"]].to_numpy(dtype=float)
     ok = np.isfinite(numbers).all(axis=1) & (numbers > 0).all(axis=1)
     if not ok.all():
-        warnings.warn(f"{func}: left out {int((~ok).sum())} run(s) with missing, infinite or non-positive "
-                      "params/tokens/loss/budget.", FitWarning, stacklevel=3)
+        warn(f"{func}: left out {int((~ok).sum())} run(s) with missing, infinite or non-positive "
+                      "params/tokens/loss/budget.", FitWarning)
         frame = frame.loc[ok]
     if frame.empty:
         raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
@@ -213,8 +212,8 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
         if row.flag:
             detail = (f"N_opt={row.params_opt:.3g} vs sampled {row.params_min:.3g}..{row.params_max:.3g}"
                       if row.has_minimum else f"lowest loss at N={row.params_opt:.3g}")
-            warnings.warn(f"budget {row.budget:.3g}: {row.flag} ({detail}); it is left out of the power-law fits. "
-                          f"{_remedy(row)}", FitWarning, stacklevel=2)
+            warn(f"budget {row.budget:.3g}: {row.flag} ({detail}); it is left out of the power-law fits. "
+                          f"{_remedy(row)}", FitWarning)
     return optima
 
 
@@ -268,8 +267,8 @@ def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     usable = optima["usable"].astype(bool) if "usable" in optima.columns else pd.Series(True, index=optima.index)
     left_out = optima.loc[~usable, "budget"].tolist()
     if left_out:
-        warnings.warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in left_out)} whose minimum "
-                      "could not be located (see the optima's 'flag' column).", FitWarning, stacklevel=2)
+        warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in left_out)} whose minimum "
+                      "could not be located (see the optima's 'flag' column).", FitWarning)
     data = optima.loc[usable]
     columns = ["budget", *LAW_QUANTITIES.values()]
     values = data[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
@@ -292,8 +291,8 @@ def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     laws = pd.DataFrame(rows, columns=LAW_COLUMNS)
     laws.attrs["confidence"] = confidence
     if len(data) == 2:
-        warnings.warn(f"{func}: only 2 budgets; the power laws pass exactly through them and carry no interval.",
-                      FitWarning, stacklevel=2)
+        warn(f"{func}: only 2 budgets; the power laws pass exactly through them and carry no interval.",
+                      FitWarning)
     return laws
 
 

@@ -9,6 +9,7 @@ from ._checks import check_budgets, check_choice, check_seed, param_error
 from .flops import FlopConvention
 from .mock import PlantedLaw, check_law
 from .runner import MODES
+from .trainer import TrainConfig, sample_pair, tokens_per_sample
 from .result import Result, SweepPlan
 from .sweep import plan_sweep
 
@@ -33,6 +34,10 @@ def find_optimal(
     multiple_of: int = 1,
     flop_convention: FlopConvention = "6N",
     model_kwargs: Mapping[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    eval_dataset: Any = None,
+    callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+    progress: bool | None = None,
 ) -> Result | SweepPlan:
     """Find the compute-optimal model size for a model family, the Chinchilla way.
 
@@ -52,8 +57,9 @@ def find_optimal(
         planned sweep is returned as a :class:`SweepPlan` to inspect first.
     compute_budgets : sequence of float
         Budgets C in FLOPs, e.g. ``[1e17, 1e18, 1e19]``.
-    mode : {"mock"}
-        ``"mock"`` simulates runs from ``law`` instead of training.
+    mode : {"mock", "local"}
+        ``"mock"`` simulates runs from ``law`` instead of training; ``"local"``
+        trains each run on this machine (cuda, then mps, then cpu).
     train : bool, default True
         False returns the plan without running it.
     seed : int, default 0
@@ -64,6 +70,8 @@ def find_optimal(
         Budgets to predict for; default 10x and 100x the largest budget.
     points_per_budget, tokens_per_param, size_span, size_values, size_range, multiple_of, flop_convention, model_kwargs
         Passed to :func:`plan_sweep`.
+    train_config, eval_dataset, callbacks, progress
+        Passed to :func:`run_sweep` for ``mode="local"``.
 
     Returns
     -------
@@ -92,13 +100,20 @@ def find_optimal(
     check_law(law, func)
     if extrapolate_to is not None:
         check_budgets(extrapolate_to, func, "extrapolate_to")
+    example_input, sample_tokens = None, None
+    if dataset is not None and mode == "local":  # what FLOP conventions and token counts read from the data
+        example_input = sample_pair(dataset, 0, "dataset")[0]
+        sample_tokens = tokens_per_sample(dataset)
     plan = plan_sweep(
         model_cls, model_size_param, compute_budgets, points_per_budget=points_per_budget,
         tokens_per_param=tokens_per_param, size_span=size_span, size_values=size_values, size_range=size_range,
         multiple_of=multiple_of, flop_convention=flop_convention, model_kwargs=model_kwargs,
+        example_input=example_input, tokens_per_sample=sample_tokens,
+        train_config=(train_config or TrainConfig()) if mode == "local" else None,
     )
     sweep = SweepPlan(plan, model_cls=model_cls, model_size_param=model_size_param, dataset=dataset,
-                      loss_fn=loss_fn)
+                      loss_fn=loss_fn, train_config=train_config, eval_dataset=eval_dataset)
     if not train or dataset is None or loss_fn is None:
         return sweep
-    return sweep.run(mode=mode, law=law, seed=seed, extrapolate_to=extrapolate_to)
+    return sweep.run(mode=mode, law=law, seed=seed, extrapolate_to=extrapolate_to, callbacks=callbacks,
+                     progress=progress)

@@ -1,43 +1,120 @@
-"""FLOP conventions: how many FLOPs one training token costs for a model of N parameters.
+"""FLOP conventions: how many FLOPs one training token costs.
 
-The default, ``"6N"``, charges 6 FLOPs per parameter per token (2 for the forward
-pass, 4 for the backward pass; Kaplan et al. 2020, Sec. 2.1; Hoffmann et al. 2022,
-App. F), with N as the model's ``num_params()`` reports it. A callable
-``params -> flops_per_token`` may stand in for a name.
+=====================  ==================================================================
+``"6N"`` (default)     6 FLOPs per parameter per token, N from ``num_params()`` (2 forward,
+                       4 backward; Kaplan et al. 2020, Sec. 2.1; Hoffmann et al. 2022, App. F)
+``"6N_non_embedding"`` 6 N with N from ``num_params(non_embedding=True)`` (Kaplan's N)
+``"attention"``        6 N + 12 L d T: adds the attention scores and their use, QK^T and AV,
+                       forward and backward (Hoffmann et al. 2022, App. F), for a model with
+                       ``n_layer`` layers of width ``d_model`` on sequences of T tokens
+``"measured"``         ``torch.utils.flop_counter.FlopCounterMode`` over one forward and
+                       backward pass of one sample on the meta device, under the MATH
+                       attention backend (the only one it counts on CPU), per token
+=====================  ==================================================================
+
+A callable ``params -> flops_per_token`` may stand in for a name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
-
-import numpy as np
+from dataclasses import dataclass
+from typing import Any, Union
 
 from ._checks import param_error
 
 FlopConvention = Union[str, Callable[[float], float]]
 
-CONVENTIONS: dict[str, Callable[[float], float]] = {
-    "6N": lambda params: 6.0 * params,
+
+@dataclass(frozen=True)
+class FlopContext:
+    """What a convention may look at: the parameter count, the model (built on meta) and one input sample."""
+
+    params: int
+    model: Any = None
+    example_input: Any = None  # one sample without its batch dimension
+    tokens_per_sample: int = 1
+
+
+def _six_n(ctx: FlopContext) -> float:
+    return 6.0 * ctx.params
+
+
+def _six_n_non_embedding(ctx: FlopContext) -> float:
+    counter = getattr(ctx.model, "num_params", None)
+    try:
+        n = counter(non_embedding=True)  # type: ignore[misc]
+    except TypeError as exc:
+        raise ValueError(
+            "flop_convention='6N_non_embedding' needs a model whose num_params(non_embedding=True) leaves the "
+            f"embeddings out; {type(ctx.model).__name__}.num_params does not take that argument ({exc})."
+        ) from None
+    return 6.0 * n
+
+
+def _config_value(model: Any, *names: str) -> int:
+    config = getattr(model, "config", None)
+    for name in names:
+        for source in (config, model):
+            value = getattr(source, name, None) if source is not None else None
+            if isinstance(value, int):
+                return value
+    raise ValueError(
+        f"flop_convention='attention' needs the model's {names[0]} (as model.config.{names[0]} or "
+        f"model.{names[0]}); {type(model).__name__} has neither. Use '6N' or 'measured'."
+    )
+
+
+def _attention(ctx: FlopContext) -> float:
+    n_layer = _config_value(ctx.model, "n_layer", "num_layers", "depth")
+    d_model = _config_value(ctx.model, "d_model", "n_embd", "hidden_size", "dim")
+    if ctx.example_input is None:
+        raise ValueError("flop_convention='attention' needs the sequence length: pass a dataset or example_input.")
+    seq_len = ctx.tokens_per_sample
+    return 6.0 * ctx.params + 12.0 * n_layer * d_model * seq_len
+
+
+def _measured(ctx: FlopContext) -> float:
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if ctx.example_input is None:
+        raise ValueError("flop_convention='measured' needs an input sample: pass a dataset or example_input.")
+    sample = torch.as_tensor(ctx.example_input).to("meta")[None]  # (1, ...)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        out = ctx.model(sample)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out.float().sum().backward()
+    return counter.get_total_flops() / ctx.tokens_per_sample
+
+
+CONVENTIONS: dict[str, Callable[[FlopContext], float]] = {
+    "6N": _six_n,
+    "6N_non_embedding": _six_n_non_embedding,
+    "attention": _attention,
+    "measured": _measured,
 }
+NEEDS_MODEL = {"6N_non_embedding", "attention", "measured"}
 
 
 def convention_name(convention: FlopConvention) -> str:
     return convention if isinstance(convention, str) else getattr(convention, "__name__", repr(convention))
 
 
-def resolve_convention(convention: FlopConvention, func: str = "plan_sweep") -> Callable[[float], float]:
-    """Return the ``params -> flops_per_token`` function behind a convention."""
-    if callable(convention):
-        return convention
+def resolve_convention(convention: FlopConvention, func: str = "plan_sweep") -> Callable[[FlopContext], float]:
+    """Return the ``FlopContext -> flops_per_token`` function behind a convention."""
     if isinstance(convention, str) and convention in CONVENTIONS:
         return CONVENTIONS[convention]
+    if callable(convention):
+        return lambda ctx: float(convention(ctx.params))
     raise param_error(
         "flop_convention", func, f"one of {sorted(CONVENTIONS)} or a callable params -> FLOPs per token", convention
     )
 
 
-def flops_per_token(params: float | np.ndarray, convention: FlopConvention = "6N") -> float | np.ndarray:
+def flops_per_token(params: float, convention: FlopConvention = "6N", *, model: Any = None,
+                    example_input: Any = None, tokens_per_sample: int = 1) -> float:
     """FLOPs charged per training token for a model of ``params`` parameters.
 
     Examples
@@ -45,4 +122,5 @@ def flops_per_token(params: float | np.ndarray, convention: FlopConvention = "6N
     >>> flops_per_token(1e6)
     6000000.0
     """
-    return resolve_convention(convention, "flops_per_token")(params)
+    ctx = FlopContext(int(params), model, example_input, tokens_per_sample)
+    return resolve_convention(convention, "flops_per_token")(ctx)

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from ._checks import check_budgets, check_compute, param_error
+from ._checks import check_budgets, check_compute, param_error, warn
+from ._format import human
 from .analyzer import (
     LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, FitWarning, TooFewBudgetsError, fit_isoflops, fit_power_laws,
     predict_from_laws, prepare_results,
 )
 from .mock import PlantedLaw
-
-
-def human(value: float) -> str:
-    """1234567 -> '1.23M'; the short form used in tables.
-
-    >>> human(999_999_999), human(999_600), human(1234), human(12.5)
-    ('1B', '1M', '1.23K', '12.5')
-    """
-    rounded = float(f"{value:.3g}")  # round first, so 999,999,999 becomes 1B rather than 1e+03M
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(rounded) >= scale:
-            return f"{rounded / scale:.3g}{suffix}"
-    return f"{rounded:.3g}"
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -50,6 +37,8 @@ class SweepPlan:
     model_size_param: str | None = None
     dataset: Any = None
     loss_fn: Callable[..., Any] | None = None
+    train_config: Any = None
+    eval_dataset: Any = None
 
     @property
     def compute_budgets(self) -> list[float]:
@@ -72,13 +61,21 @@ class SweepPlan:
         })
 
     def run(self, dataset: Any = None, loss_fn: Callable[..., Any] | None = None, *, mode: str = "mock",
-            law: PlantedLaw | None = None, seed: int = 0, extrapolate_to: Sequence[float] | None = None) -> Result:
-        """Run the plan and fit it; returns a :class:`Result`."""
+            law: PlantedLaw | None = None, seed: int = 0, extrapolate_to: Sequence[float] | None = None,
+            **run_options: Any) -> Result:
+        """Run the plan (:func:`run_sweep`) and fit it; returns a :class:`Result`.
+
+        ``dataset`` and ``loss_fn`` default to the ones the plan was made with;
+        ``run_options`` go to :func:`run_sweep` (``train_config``, ``callbacks``, ...).
+        """
         from .runner import run_sweep
 
+        run_options.setdefault("train_config", self.train_config)
+        run_options.setdefault("eval_dataset", self.eval_dataset)
         results, curves = run_sweep(
             self.plan, self.model_cls, dataset if dataset is not None else self.dataset,
-            loss_fn if loss_fn is not None else self.loss_fn, mode=mode, law=law, seed=seed, return_curves=True)
+            loss_fn if loss_fn is not None else self.loss_fn, mode=mode, law=law, seed=seed, return_curves=True,
+            model_size_param=self.model_size_param, **run_options)
         return Result.from_results(results, curves=curves, plan=self.plan, extrapolate_to=extrapolate_to)
 
     def __repr__(self) -> str:
@@ -131,15 +128,15 @@ class Result:
         sizes = frame.groupby("budget")["params"].nunique()
         thin = sizes[sizes < 3].index.tolist()
         if thin:
-            warnings.warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in thin)} with fewer than 3 "
-                          "usable sizes.", FitWarning, stacklevel=2)
+            warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in thin)} with fewer than 3 "
+                          "usable sizes.", FitWarning)
             frame = frame[~frame["budget"].isin(thin)]
         optima = fit_isoflops(frame) if not frame.empty else pd.DataFrame(columns=OPTIMA_COLUMNS)
         try:
             laws = fit_power_laws(optima)
         except TooFewBudgetsError as exc:
-            warnings.warn(f"{func}: no power law could be fitted, so nothing can be extrapolated; the runs and "
-                          f"optima are kept. {exc}", FitWarning, stacklevel=2)
+            warn(f"{func}: no power law could be fitted, so nothing can be extrapolated; the runs and "
+                          f"optima are kept. {exc}", FitWarning)
             laws = pd.DataFrame(columns=LAW_COLUMNS)
         if targets is None:
             top = float(optima["budget"].max()) if len(optima) else float(frame["budget"].max())

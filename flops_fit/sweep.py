@@ -14,15 +14,14 @@ import json
 import math
 import operator
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._checks import check_budgets, check_int_list, check_number, param_error
-from .flops import FlopConvention, convention_name, resolve_convention
+from ._checks import check_budgets, check_int_list, check_number, param_error, warn
+from .flops import NEEDS_MODEL, FlopContext, FlopConvention, convention_name, resolve_convention
 
 PLAN_COLUMNS = [
     "run_id", "budget", "size", "params", "flops_per_token", "tokens", "flops", "tokens_per_param", "status",
@@ -44,6 +43,16 @@ class ModelContractError(TypeError):
     """The factory built a model without a usable ``num_params()``."""
 
 
+def build_meta(
+    model_cls: Callable[..., Any], model_size_param: str, value: int, model_kwargs: Mapping[str, Any] | None = None
+) -> Any:
+    """``model_cls(**{model_size_param: value}, **model_kwargs)`` on the meta device: shapes, no storage."""
+    import torch
+
+    with torch.device("meta"):
+        return model_cls(**{**(model_kwargs or {}), model_size_param: value})
+
+
 def count_params(
     model_cls: Callable[..., Any], model_size_param: str, value: int, model_kwargs: Mapping[str, Any] | None = None
 ) -> int:
@@ -57,11 +66,7 @@ def count_params(
     >>> count_params(GPT, "d_model", 8192, {"n_layer": 48}) > 38e9
     True
     """
-    import torch
-
-    kwargs = {**(model_kwargs or {}), model_size_param: value}
-    with torch.device("meta"):
-        model = model_cls(**kwargs)
+    model = build_meta(model_cls, model_size_param, value, model_kwargs)
     built = f"{_factory_name(model_cls)}({model_size_param}={value})"
     counter = getattr(model, "num_params", None)
     if not callable(counter):
@@ -328,6 +333,16 @@ class SizeSpace:
         return [v for v in found if low_params <= self._params[v] <= high_params]  # type: ignore[operator]
 
 
+def infer_tokens_per_sample(example_input: Any) -> int:
+    """Tokens in one sample: its size if it holds integer token ids, else 1 (one sample, one token)."""
+    if example_input is None:
+        return 1
+    dtype = getattr(example_input, "dtype", None)
+    is_int = dtype is not None and not getattr(dtype, "is_floating_point", True) and not getattr(
+        dtype, "is_complex", False)
+    return int(example_input.numel()) if is_int else 1
+
+
 def prior_optimum(budget: float, tokens_per_param: float, fpt: Callable[[float], float]) -> float:
     """N at which ``budget = fpt(N) * tokens_per_param * N``: the size the prior expects to be optimal."""
     lo, hi = 0.0, 80.0  # bisection on ln N; fpt is increasing in N
@@ -406,6 +421,9 @@ def plan_sweep(
     multiple_of: int = 1,
     flop_convention: FlopConvention = "6N",
     model_kwargs: Mapping[str, Any] | None = None,
+    example_input: Any = None,
+    tokens_per_sample: int | None = None,
+    train_config: Any = None,
 ) -> pd.DataFrame:
     """Plan an IsoFLOP sweep: one row per run, sizes straddling each budget's expected optimum.
 
@@ -434,9 +452,19 @@ def plan_sweep(
     multiple_of : int, default 1
         Only knob values that are multiples of this are tried.
     flop_convention : str or callable, default "6N"
-        FLOPs per token as a function of N.
+        ``"6N"``, ``"6N_non_embedding"``, ``"attention"``, ``"measured"`` (see
+        :mod:`flops_fit.flops`) or a callable ``params -> FLOPs per token``.
     model_kwargs : mapping, optional
         Fixed keyword arguments passed to ``model_cls`` with every size.
+    example_input : tensor, optional
+        One input sample (no batch dimension), for the ``"attention"`` and
+        ``"measured"`` conventions; :func:`find_optimal` takes it from the dataset.
+    tokens_per_sample : int, optional
+        Tokens in one sample (the sequence length of a language model, the patches
+        of an image); default: the size of an integer ``example_input``, else 1.
+    train_config : TrainConfig, optional
+        The training settings the runs will use; they are part of each ``run_id``,
+        so a changed setting makes new runs rather than reusing old results.
 
     Returns
     -------
@@ -474,7 +502,13 @@ def plan_sweep(
     ratio = check_number(tokens_per_param, "tokens_per_param", func)
     span = check_number(size_span, "size_span", func, above=1.0)
     step = check_number(multiple_of, "multiple_of", func, integer=True)
-    fpt = resolve_convention(flop_convention, func)
+    per_token_of = resolve_convention(flop_convention, func)
+    if tokens_per_sample is None:
+        tokens_per_sample = infer_tokens_per_sample(example_input)
+    sample_tokens = check_number(tokens_per_sample, "tokens_per_sample", func, integer=True)
+    # the prior and the servable range use 6N unless the convention is a function of N alone
+    needs_model = isinstance(flop_convention, str) and flop_convention in NEEDS_MODEL
+    fpt = (lambda n: 6.0 * n) if needs_model else (lambda n: per_token_of(FlopContext(int(n))))
     if size_values is not None and size_range is not None:
         raise param_error("size_range", func, "None when size_values is given", size_range, "Pass one or the other.")
     if size_values is not None:
@@ -496,6 +530,13 @@ def plan_sweep(
 
     rows = []
     factory = _factory_name(model_cls)
+    training = None
+    if train_config is not None:
+        from .trainer import TrainConfig, describe
+
+        if not isinstance(train_config, TrainConfig):
+            raise param_error("train_config", func, "a flops_fit.TrainConfig", train_config)
+        training = describe(train_config)
     for budget in budgets:
         sizes = _choose_sizes(space, math.log(priors[budget]), half, k)
         if len(sizes) < 3:
@@ -504,18 +545,19 @@ def plan_sweep(
                 "an IsoFLOP curve needs at least 3. Widen size_range or use a finer size knob."
             )
         if len(sizes) < k:
-            warnings.warn(
+            warn(
                 f"plan_sweep: budget {budget:.3g} gets {len(sizes)} sizes, not the {k} asked for: that is every "
                 f"distinct size of '{model_size_param}' the factory can build in range. Widen size_range or "
-                "size_span for more.", UserWarning, stacklevel=2)
+                "size_span for more.", UserWarning)
         for size in sizes:
             params = space.params_of(size)
-            per_token = float(fpt(params))
+            model = build_meta(model_cls, model_size_param, size, model_kwargs) if needs_model else None
+            per_token = float(per_token_of(FlopContext(int(params), model, example_input, sample_tokens)))
             tokens = max(int(round(budget / per_token)), 1)
             rows.append({
                 "run_id": make_run_id(model=factory, param=model_size_param, model_kwargs=dict(model_kwargs or {}),
                                       budget=budget, size=size, tokens=tokens,
-                                      flop_convention=convention_name(flop_convention)),
+                                      flop_convention=convention_name(flop_convention), training=training),
                 "budget": budget, "size": int(size), "params": int(params), "flops_per_token": per_token,
                 "tokens": tokens, "flops": per_token * tokens, "tokens_per_param": tokens / params,
                 "status": "pending",
@@ -524,6 +566,7 @@ def plan_sweep(
     plan.attrs.update({
         "model_size_param": model_size_param, "flop_convention": convention_name(flop_convention),
         "tokens_per_param": ratio, "size_span": span, "points_per_budget": k,
+        "model_kwargs": dict(model_kwargs or {}), "tokens_per_sample": sample_tokens,
     })
     return plan
 

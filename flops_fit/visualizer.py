@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._format import budget_label, human
 from .analyzer import FitWarning, predict_from_laws, prepare_results
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def _plotly() -> tuple[object, object]:
     return go, make_subplots
 
 
-def parabola_data(optima: pd.DataFrame, points: int = 60, margin: float = 0.15) -> pd.DataFrame:
+def parabola_data(optima: pd.DataFrame, points: int = 60, margin: float = 0.04) -> pd.DataFrame:
     """The fitted parabola of each budget with a minimum, over its sampled sizes (plus a margin in ln N).
 
     Returns ``budget, params, loss``; the parabola is ``loss_opt + curvature * (ln N - ln N_opt)**2``.
@@ -57,7 +58,7 @@ def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
     from plotly.colors import sample_colorscale
 
     ordered = sorted(budgets)
-    spots = np.linspace(0.0, 0.9, len(ordered)) if len(ordered) > 1 else [0.0]
+    spots = np.linspace(0.0, 0.8, len(ordered)) if len(ordered) > 1 else [0.0]  # past 0.8 is too pale on white
     return dict(zip(ordered, sample_colorscale("Viridis", list(spots))))
 
 
@@ -72,26 +73,31 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for budget, group in runs.groupby("budget", sort=True):
         colour = colours[budget]
-        name = f"{budget:.2g} FLOPs"
+        name = f"{budget_label(budget)} FLOPs"
         fig.add_trace(go.Scatter(
             x=group["params"], y=group["loss"], mode="markers", name=name, legendgroup=name,
-            marker={"color": colour, "size": 8}, customdata=np.stack([group["tokens"]], axis=-1),
-            hovertemplate="N=%{x:.3s}<br>D=%{customdata[0]:.3s}<br>loss=%{y:.4f}<extra>" + name + "</extra>",
+            marker={"color": colour, "size": 8},
+            customdata=np.stack([group["params"].map(human), group["tokens"].map(human)], axis=-1),
+            hovertemplate="N=%{customdata[0]}<br>D=%{customdata[1]}<br>loss=%{y:.4f}<extra>" + name + "</extra>",
         ))
         line = curves[curves["budget"] == budget]
         if not line.empty:
             fig.add_trace(go.Scatter(x=line["params"], y=line["loss"], mode="lines", legendgroup=name,
                                      showlegend=False, line={"color": colour}, hoverinfo="skip"))
-    best = optima.loc[optima["has_minimum"].astype(bool)]
-    if not best.empty:
-        fig.add_trace(go.Scatter(
-            x=best["params_opt"], y=best["loss_opt"], mode="markers", name="fitted minimum",
-            marker={"symbol": "star", "size": 14, "color": "crimson", "line": {"color": "white", "width": 1}},
-            hovertemplate="N_opt=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>",
-        ))
-    fig.update_layout(title="IsoFLOP curves (Approach 2)", xaxis_title="parameters N", yaxis_title="loss",
-                      template="plotly_white", legend_title="budget")
-    fig.update_xaxes(type="log")
+        best = optima.loc[(optima["budget"] == budget) & optima["has_minimum"].astype(bool)]
+        if not best.empty:
+            fig.add_trace(go.Scatter(
+                x=best["params_opt"], y=best["loss_opt"], mode="markers", legendgroup=name, showlegend=False,
+                marker={"symbol": "star", "size": 13, "color": "crimson", "opacity": 0.9,
+                        "line": {"color": "white", "width": 1}},
+                customdata=np.stack([best["params_opt"].map(human), best["tokens_opt"].map(human)], axis=-1),
+                hovertemplate=("fitted minimum<br>N_opt=%{customdata[0]}<br>D_opt=%{customdata[1]}"
+                               "<br>loss=%{y:.4f}<extra>" + name + "</extra>"),
+            ))
+    fig.update_layout(title="IsoFLOP curves (Approach 2); stars mark each budget's fitted minimum",
+                      xaxis_title="parameters N", yaxis_title="final loss", template="plotly_white",
+                      legend_title="budget")
+    fig.update_xaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True})
     return fig
 
 
@@ -102,30 +108,38 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
     line = law_line_data(laws, optima["budget"].tolist(), targets)
     exps = laws.set_index("quantity")["exponent"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        f"N_opt ∝ C^{exps['params']:.3f}", f"D_opt ∝ C^{exps['tokens']:.3f}"))
-    for col, (column, key, label) in enumerate(
-            [("params_opt", "optimal_params", "N_opt"), ("tokens_opt", "optimal_tokens", "D_opt")], start=1):
+        f"N<sub>opt</sub> ∝ C<sup>{exps['params']:.3f}</sup>", f"D<sub>opt</sub> ∝ C<sup>{exps['tokens']:.3f}</sup>"))
+    panels = [("params_opt", "optimal_params", "N<sub>opt</sub>", "optimal parameters N<sub>opt</sub>"),
+              ("tokens_opt", "optimal_tokens", "D<sub>opt</sub>", "optimal tokens D<sub>opt</sub>")]
+    for col, (column, key, label, axis_title) in enumerate(panels, start=1):
         fig.add_trace(go.Scatter(
             x=np.concatenate([line["target_compute"], line["target_compute"][::-1]]),
             y=np.concatenate([line[f"{key}_high"], line[f"{key}_low"][::-1]]),
-            fill="toself", fillcolor="rgba(31,119,180,0.15)", line={"width": 0}, hoverinfo="skip",
+            fill="toself", fillcolor="rgba(31,119,180,0.3)", line={"width": 0}, hoverinfo="skip",
             name="95% interval", showlegend=col == 1, legendgroup="band"), row=1, col=col)
         fig.add_trace(go.Scatter(x=line["target_compute"], y=line[key], mode="lines", name="power-law fit",
-                                 line={"color": "#1f77b4"}, showlegend=col == 1, legendgroup="fit"), row=1, col=col)
+                                 line={"color": "#1f77b4"}, showlegend=col == 1, legendgroup="fit",
+                                 hoverinfo="skip"), row=1, col=col)
         fig.add_trace(go.Scatter(x=usable["budget"], y=usable[column], mode="markers", name="IsoFLOP optima",
                                  marker={"color": "black", "size": 8}, showlegend=col == 1, legendgroup="optima",
-                                 hovertemplate="C=%{x:.3s}<br>" + label + "=%{y:.3s}<extra></extra>"),
+                                 customdata=usable[column].map(human),
+                                 hovertemplate="C=%{x:.2e}<br>" + label + "=%{customdata}<extra></extra>"),
                       row=1, col=col)
         if len(targets):
             preds = pd.DataFrame([predict_from_laws(laws, c) for c in targets])
+            text = [f"{human(v)} ({human(lo)}–{human(hi)})"
+                    for v, lo, hi in zip(preds[key], preds[f"{key}_low"], preds[f"{key}_high"])]
             fig.add_trace(go.Scatter(
                 x=preds["target_compute"], y=preds[key], mode="markers", name="extrapolation",
-                marker={"symbol": "diamond-open", "size": 12, "color": "crimson"},
+                marker={"symbol": "diamond-open", "size": 9, "color": "crimson", "line": {"width": 2}},
                 error_y={"type": "data", "symmetric": False, "array": preds[f"{key}_high"] - preds[key],
-                         "arrayminus": preds[key] - preds[f"{key}_low"]},
-                showlegend=col == 1, legendgroup="targets",
-                hovertemplate="C=%{x:.3s}<br>" + label + "=%{y:.3s}<extra></extra>"), row=1, col=col)
-        fig.update_xaxes(type="log", title_text="compute C (FLOPs)", row=1, col=col)
-        fig.update_yaxes(type="log", title_text=label, row=1, col=col)
-    fig.update_layout(title="Compute-optimal scaling", template="plotly_white")
+                         "arrayminus": preds[key] - preds[f"{key}_low"], "thickness": 2, "width": 8},
+                showlegend=col == 1, legendgroup="targets", customdata=text,
+                hovertemplate="C=%{x:.2e}<br>" + label + "=%{customdata}<extra>extrapolation</extra>"),
+                row=1, col=col)
+        fig.update_xaxes(type="log", dtick=1, exponentformat="power", title_text="compute C (FLOPs)", row=1, col=col)
+        fig.update_yaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True},
+                         title_text=axis_title, row=1, col=col)
+    fig.update_layout(title="Compute-optimal scaling: fitted power laws, extended to the extrapolation targets",
+                      template="plotly_white")
     return fig

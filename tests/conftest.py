@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# tests never reach a model or dataset hub: loaders are fed local files
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from flops_fit import PlantedLaw, plan_sweep, run_sweep
 from flops_fit.examples import GPT

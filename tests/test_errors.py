@@ -119,7 +119,7 @@ def test_coarse_knob_with_too_few_sizes():
 
 
 def test_run_sweep_bad_inputs(gpt_plan):
-    with pytest.raises(ValueError, match=r"'mode' parameter of run_sweep must be one of \['mock'\]"):
+    with pytest.raises(ValueError, match=r"'mode' parameter of run_sweep must be one of \['mock', 'local'\]"):
         run_sweep(gpt_plan, mode="cloud")
     with pytest.raises(ValueError, match="'plan' parameter of run_sweep.*Missing: \\['tokens'\\]"):
         run_sweep(gpt_plan.drop(columns="tokens"))

@@ -76,10 +76,12 @@ def test_plot_returns_figures_and_writes_html(result, tmp_path):
     assert (tmp_path / "figs" / "isoflops.html").stat().st_size > 1000
     assert (tmp_path / "figs" / "plotly.min.js").exists()  # opens offline
     iso = figures["isoflops"]
-    markers = [t for t in iso.data if t.mode == "markers" and t.name != "fitted minimum"]
-    assert sum(len(t.x) for t in markers) == 45
-    stars = [t for t in iso.data if t.name == "fitted minimum"][0]
-    assert list(stars.x) == pytest.approx(result.optima["params_opt"].tolist())
+    runs = [t for t in iso.data if t.mode == "markers" and t.marker.symbol != "star"]
+    assert sum(len(t.x) for t in runs) == 45
+    stars = [x for t in iso.data if t.marker.symbol == "star" for x in t.x]
+    assert stars == pytest.approx(result.optima["params_opt"].tolist())
+    # each budget's star hides with its budget in the legend
+    assert {t.legendgroup for t in iso.data if t.marker.symbol == "star"} == {t.name for t in runs}
 
 
 def test_plot_data(result):
@@ -121,6 +123,6 @@ def test_result_from_a_frame_with_a_thin_budget():
 
 
 def test_human_numbers():
-    from flops_fit.result import human
+    from flops_fit._format import human
 
     assert [human(v) for v in (999_999_999, 999_600, 1_234_000, 7)] == ["1B", "1M", "1.23M", "7"]
