@@ -29,6 +29,9 @@ _EXPORTS = {
     "snap_budgets": "analyzer",
     "FitWarning": "analyzer",
     "load_results": "store",
+    "load": "store",
+    "SweepStore": "store",
+    "SweepHandle": "runner",
     "flops_per_token": "flops",
     "PlantedLaw": "mock",
     "TrainConfig": "trainer",
@@ -47,7 +50,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mock import PlantedLaw
     from .result import Result, SweepPlan
     from .runner import run_sweep
-    from .store import load_results
+    from .runner import SweepHandle
+    from .store import SweepStore, load, load_results
     from .trainer import TrainConfig
     from .sweep import SizeSearchError, count_params, plan_sweep
     from .visualizer import plot_isoflops, plot_scaling_laws

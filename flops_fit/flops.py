@@ -81,12 +81,28 @@ def _measured(ctx: FlopContext) -> float:
 
     if ctx.example_input is None:
         raise ValueError("flop_convention='measured' needs an input sample: pass a dataset or example_input.")
-    sample = torch.as_tensor(ctx.example_input).to("meta")[None]  # (1, ...)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        out = ctx.model(sample)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        out.float().sum().backward()
-    return counter.get_total_flops() / ctx.tokens_per_sample
+    sample = torch.as_tensor(ctx.example_input).to("meta")
+    batch = sample[None].expand(2, *sample.shape)  # 2 samples: BatchNorm refuses a batch of one
+    try:
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            out = _first_tensor(ctx.model(batch))
+            out.float().sum().backward()
+    except Exception as exc:
+        raise ValueError(f"flop_convention='measured' could not run one forward and backward pass of "
+                         f"{type(ctx.model).__name__} on the meta device: {type(exc).__name__}: {exc}. "
+                         "Use '6N' or a callable instead.") from exc
+    return counter.get_total_flops() / (2 * ctx.tokens_per_sample)
+
+
+def _first_tensor(out: Any) -> Any:
+    """The tensor inside a model's output: itself, ``.logits``, or the first of a tuple or dict."""
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, dict):
+        return next(iter(out.values()))
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    return out
 
 
 CONVENTIONS: dict[str, Callable[[FlopContext], float]] = {

@@ -503,6 +503,7 @@ def plan_sweep(
     span = check_number(size_span, "size_span", func, above=1.0)
     step = check_number(multiple_of, "multiple_of", func, integer=True)
     per_token_of = resolve_convention(flop_convention, func)
+    tokens_known = tokens_per_sample is not None or example_input is not None
     if tokens_per_sample is None:
         tokens_per_sample = infer_tokens_per_sample(example_input)
     sample_tokens = check_number(tokens_per_sample, "tokens_per_sample", func, integer=True)
@@ -566,7 +567,9 @@ def plan_sweep(
     plan.attrs.update({
         "model_size_param": model_size_param, "flop_convention": convention_name(flop_convention),
         "tokens_per_param": ratio, "size_span": span, "points_per_budget": k,
-        "model_kwargs": dict(model_kwargs or {}), "tokens_per_sample": sample_tokens,
+        "model_kwargs": dict(model_kwargs or {}),
+        # only when known: run_sweep then checks the training data against it
+        "tokens_per_sample": sample_tokens if tokens_known else None,
     })
     return plan
 

@@ -25,6 +25,10 @@ from ._checks import check_choice, check_number, param_error
 Callback = Callable[[dict[str, Any]], None]
 
 
+class RunAbandoned(Exception):
+    """A run stopped part-way on request (``SweepHandle.stop()``); it is not recorded and will run again."""
+
+
 @dataclass
 class TrainConfig:
     """Optimiser, schedule and evaluation settings shared by every run of a sweep.
@@ -34,7 +38,7 @@ class TrainConfig:
 
     lr: float = 3e-3  # peak learning rate; small models tolerate (and need) high rates
     batch_size: int = 32  # samples per step
-    warmup: float = 0.05  # fraction of the run's steps spent warming up linearly from 0
+    warmup: float = 0.05  # fraction of the run's steps spent warming up linearly (step 1 runs at lr / warm-up steps)
     schedule: str = "cosine"  # "cosine", or "wsd": warm up, hold, then decay linearly over `decay`
     decay: float = 0.2  # wsd only: the fraction of steps spent decaying
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr (Chinchilla decays 10x, App. B)
@@ -107,7 +111,7 @@ def peak_flops(device: str) -> float:
     """
     import torch
 
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     n = 4096 if device == "cuda" else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -155,16 +159,19 @@ def sample_pair(dataset: Any, index: int, name: str) -> tuple[Any, Any]:
 
 
 def _fetch(dataset: Any, indices: Sequence[int]) -> tuple[Any, Any]:
-    """Collate the samples at ``indices`` into a batch (uses ``__getitems__`` when the dataset has it)."""
-    from torch.utils.data import default_collate
+    """The samples at ``indices`` as one (inputs, targets) batch.
 
-    if hasattr(dataset, "__getitems__"):
-        items = dataset.__getitems__(list(indices))
-        if isinstance(items, tuple) and len(items) == 2:  # already a batch
-            return items
-    else:
-        items = [dataset[i] for i in indices]
-    batch = default_collate(items)
+    A dataset with ``get_batch(indices)`` builds the batch itself (one gather instead
+    of a Python loop); otherwise samples are collated as a DataLoader would.
+    """
+    from torch.utils.data import Subset, default_collate
+
+    base, chosen = dataset, list(indices)
+    if isinstance(dataset, Subset):  # a held-out split of a dataset that can batch itself
+        base, chosen = dataset.dataset, [dataset.indices[i] for i in chosen]
+    if callable(getattr(base, "get_batch", None)):
+        return base.get_batch(chosen)
+    batch = default_collate([dataset[i] for i in indices])
     return batch[0], batch[1]
 
 
@@ -213,11 +220,22 @@ def evaluate(model: Any, dataset: Any, loss_fn: Callable[..., Any], config: Trai
         for start in range(0, min(n, config.eval_batches * config.batch_size), config.batch_size):
             indices = range(start, min(start + config.batch_size, n))
             x, y = _fetch(dataset, indices)
-            loss = loss_fn(model(x.to(device)), y.to(device))
+            loss = loss_fn(model(to_device(x, device)), to_device(y, device))
             total += float(loss) * len(indices)
             count += len(indices)
     model.train()
     return total / count
+
+
+def to_device(batch: Any, device: str) -> Any:
+    """Move tensors to ``device``, inside dicts, lists and tuples too (Hugging Face style batches)."""
+    if hasattr(batch, "to") and callable(batch.to):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
 
 
 def _autocast(device: str) -> Any:
@@ -225,7 +243,7 @@ def _autocast(device: str) -> Any:
 
     import torch
 
-    if device == "cuda":
+    if device == "cuda" and torch.cuda.is_bf16_supported():  # pre-Ampere cards train in fp32
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -254,6 +272,8 @@ def train_run(
     config: TrainConfig,
     run_id: str = "",
     callbacks: Sequence[Callback] = (),
+    should_stop: Callable[[], bool] | None = None,
+    sample_tokens: int | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Train ``model`` for ``tokens`` tokens and return (outcome, curve).
 
@@ -262,12 +282,16 @@ def train_run(
     ``tokens_per_second``, ``flops_per_second`` (under the plan's FLOP convention),
     ``utilisation`` (against :func:`peak_flops` of the device), ``device`` and ``error``. ``curve`` has one
     row per logged step: ``run_id, step, tokens, flops, loss, lr`` (training loss,
-    averaged since the previous row).
+    averaged since the previous row). ``should_stop`` is polled before every step;
+    when it returns True the run raises :class:`RunAbandoned`. ``sample_tokens`` is
+    the tokens one sample counts for (default :func:`tokens_per_sample` of the data).
+    Divergence is checked at each logged step, so the device is not made to wait for
+    the host every step.
     """
     import torch
 
     device = pick_device(config.device)
-    per_sample = tokens_per_sample(train_data)
+    per_sample = sample_tokens if sample_tokens is not None else tokens_per_sample(train_data)
     per_step = config.batch_size * per_sample
     steps = max(1, round(tokens / per_step))
     model = model.to(device)
@@ -278,18 +302,17 @@ def train_run(
     emit = _emitter(callbacks)
     emit({"type": "run_start", "run_id": run_id, "steps": steps, "tokens": steps * per_step, "device": device})
 
-    rows, running, count, epochs, status, error, done = [], 0.0, 0, 0.0, "completed", None, 0
+    rows, count, epochs, status, error, done = [], 0, 0.0, "completed", None, 0
+    running = torch.zeros((), device=device)  # summed on the device; read back only when logged
     batches = _batches(train_data, config.batch_size, config.seed)
     start = time.perf_counter()
     model.train()
     for step in range(steps):
+        if should_stop is not None and should_stop():
+            raise RunAbandoned(f"run {run_id} stopped at step {step} of {steps}")
         x, y, epochs = next(batches)
         with _autocast(device):
-            loss = loss_fn(module(x.to(device)), y.to(device))
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            status, error = "diverged", f"training loss became {value} at step {step + 1} of {steps}"
-            break
+            loss = loss_fn(module(to_device(x, device)), to_device(y, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -297,14 +320,18 @@ def train_run(
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
         schedule.step()
-        done, running, count = done + 1, running + value, count + 1
+        done, running, count = done + 1, running + loss.detach().float(), count + 1
         if (step + 1) % log_every == 0 or step + 1 == steps:
+            mean = float(running) / count
+            if not math.isfinite(mean):
+                status, error = "diverged", f"training loss became {mean} by step {step + 1} of {steps}"
+                break
             seen = (step + 1) * per_step
             rows.append({"run_id": run_id, "step": step + 1, "tokens": seen, "flops": seen * flops_per_token,
-                         "loss": running / count, "lr": lr})
+                         "loss": mean, "lr": lr})
             emit({"type": "step", "run_id": run_id, "step": step + 1, "steps": steps, "tokens": seen,
-                  "loss": running / count, "lr": lr})
-            running, count = 0.0, 0
+                  "loss": mean, "lr": lr})
+            running, count = torch.zeros((), device=device), 0
     _sync(device)
     train_time = time.perf_counter() - start
     trained = done
@@ -343,30 +370,37 @@ def describe(config: TrainConfig) -> dict[str, Any]:
 
 
 def check_setup(model: Any, train_data: Any, eval_data: Any, loss_fn: Callable[..., Any],
-                config: TrainConfig) -> None:
-    """Fail before the sweep spends compute: one tiny batch through model and loss, forward and backward."""
+                config: TrainConfig, eval_name: str = "eval_dataset") -> None:
+    """Fail before the sweep spends compute: one tiny batch through model and loss, forward and backward,
+    on the device and under the autocast that training will use."""
     import torch
 
     if not callable(loss_fn):
         raise param_error("loss_fn", "run_sweep", "a callable (outputs, targets) -> scalar loss tensor", loss_fn)
-    for name, data in (("dataset", train_data), ("eval_dataset", eval_data)):
+    for name, data in (("dataset", train_data), (eval_name, eval_data)):
         if not hasattr(data, "__len__") or len(data) == 0:
             raise param_error(name, "run_sweep", "a non-empty torch Dataset of (inputs, targets) pairs", data)
         sample_pair(data, 0, name)
+        sample_pair(data, len(data) - 1, name)  # a __len__ that overstates the data fails here, not mid-sweep
+    device = pick_device(config.device)
+    model = model.to(device)
     try:
         x, y = _fetch(train_data, range(min(2, len(train_data))))
     except Exception as exc:
         raise ValueError(f"The 'dataset' parameter must yield samples of one shape that stack into a batch; "
                          f"collating two samples raised {type(exc).__name__}: {exc}") from exc
-    shape = tuple(getattr(x, "shape", ()))
+    shape = tuple(getattr(x, "shape", ())) or type(x).__name__
+    x, y = to_device(x, device), to_device(y, device)
     try:
-        out = model(x)
+        with _autocast(device):
+            out = model(x)
     except Exception as exc:
         raise ValueError(f"The model could not take a batch of dataset inputs of shape {shape} "
                          f"(dtype {getattr(x, 'dtype', type(x).__name__)}): {type(exc).__name__}: {exc}") from exc
     out_shape = tuple(getattr(out, "shape", ()))
     try:
-        loss = loss_fn(out, y)
+        with _autocast(device):
+            loss = loss_fn(out, y)
     except Exception as exc:
         raise ValueError(f"The 'loss_fn' parameter could not take the model's output of shape {out_shape} and "
                          f"targets of shape {tuple(getattr(y, 'shape', ()))}: {type(exc).__name__}: {exc}") from exc

