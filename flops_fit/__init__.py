@@ -32,6 +32,7 @@ _EXPORTS = {
     "load": "store",
     "SweepStore": "store",
     "SweepHandle": "runner",
+    "gpu_pool": "executors",
     "flops_per_token": "flops",
     "PlantedLaw": "mock",
     "TrainConfig": "trainer",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mock import PlantedLaw
     from .result import Result, SweepPlan
     from .runner import run_sweep
+    from .executors import gpu_pool
     from .runner import SweepHandle
     from .store import SweepStore, load, load_results
     from .trainer import TrainConfig

@@ -38,6 +38,9 @@ def find_optimal(
     eval_dataset: Any = None,
     callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
     progress: bool | None = None,
+    store: Any = None,
+    executor: Any = None,
+    retry_failed: bool = False,
 ) -> Result | SweepPlan:
     """Find the compute-optimal model size for a model family, the Chinchilla way.
 
@@ -72,6 +75,9 @@ def find_optimal(
         Passed to :func:`plan_sweep`.
     train_config, eval_dataset, callbacks, progress
         Passed to :func:`run_sweep` for ``mode="local"``.
+    store, executor, retry_failed
+        Passed to :func:`run_sweep`: keep every finished run in a sweep directory
+        (rerunning resumes), run on any ``concurrent.futures.Executor``.
 
     Returns
     -------
@@ -116,4 +122,4 @@ def find_optimal(
     if not train or dataset is None or loss_fn is None:
         return sweep
     return sweep.run(mode=mode, law=law, seed=seed, extrapolate_to=extrapolate_to, callbacks=callbacks,
-                     progress=progress)
+                     progress=progress, store=store, executor=executor, retry_failed=retry_failed)

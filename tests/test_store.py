@@ -180,3 +180,22 @@ def test_records_hold_no_pickle(plan, tmp_path):
         if path.is_file():
             assert path.suffix in {".csv", ".json"}
     assert SweepStore(tmp_path / "s").results()["status"].tolist() == ["completed", "completed"]
+
+
+def visible_gpu_after_a_while():
+    import os
+    import time
+
+    time.sleep(0.5)  # long enough that both workers take a task
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_gpu_pool_pins_one_gpu_per_worker():
+    pool = ff.gpu_pool([3, 5])
+    try:
+        futures = [pool.submit(visible_gpu_after_a_while) for _ in range(4)]
+        assert sorted(f.result() for f in futures) == ["3", "3", "5", "5"]
+    finally:
+        pool.shutdown()
+    with pytest.raises(ValueError, match="at least one GPU"):
+        ff.gpu_pool([])
