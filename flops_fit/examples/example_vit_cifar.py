@@ -10,10 +10,10 @@ scikit-learn), saying which it used.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import flops_fit as ff
+from flops_fit.examples._cli import parse, report
 from flops_fit.examples import Cifar10Dataset, ViT, classification_loss, digits_datasets
 
 
@@ -37,11 +37,7 @@ def load_images(max_images: int) -> tuple[object, object, dict, float, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", action="store_true", help="train for real instead of simulating")
-    parser.add_argument("--budgets", type=float, nargs="+", default=None, help="compute budgets in FLOPs")
-    parser.add_argument("--out", default="flops_fit_output", help="directory for the HTML figures")
-    args = parser.parse_args(argv)
+    args = parse(__doc__, argv)
 
     start = time.perf_counter()
     if args.real:
@@ -56,10 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         result = ff.find_optimal(
             ViT, "d_model", "unused in mock mode", "unused in mock mode",
             compute_budgets=args.budgets or [1e15, 1e16, 1e17, 1e18], mode="mock", model_kwargs={"n_layer": 6})
-    print(f"{len(result.results)} runs in {time.perf_counter() - start:.1f} s\n")
-    print(result.chinchilla_table())
-    result.plot(html_dir=args.out)
-    print(f"\nFigures in {args.out}/")
+    report(result, start, args.out)
 
 
 if __name__ == "__main__":
