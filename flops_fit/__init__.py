@@ -33,6 +33,13 @@ _EXPORTS = {
     "SweepStore": "store",
     "SweepHandle": "runner",
     "gpu_pool": "executors",
+    "fit_parametric": "parametric",
+    "parametric_frontier": "parametric",
+    "bootstrap_parametric": "parametric",
+    "fit_envelope": "envelope",
+    "bootstrap_envelope": "envelope",
+    "bootstrap_isoflops": "bootstrap",
+    "diagnose": "diagnostics",
     "flops_per_token": "flops",
     "PlantedLaw": "mock",
     "TrainConfig": "trainer",
@@ -51,7 +58,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mock import PlantedLaw
     from .result import Result, SweepPlan
     from .runner import run_sweep
+    from .bootstrap import bootstrap_isoflops
+    from .diagnostics import diagnose
+    from .envelope import bootstrap_envelope, fit_envelope
     from .executors import gpu_pool
+    from .parametric import bootstrap_parametric, fit_parametric, parametric_frontier
     from .runner import SweepHandle
     from .store import SweepStore, load, load_results
     from .trainer import TrainConfig

@@ -21,7 +21,7 @@ from ._checks import param_error, warn
 
 OPTIMA_COLUMNS = [
     "budget", "params_opt", "tokens_opt", "loss_opt", "n_points", "params_min", "params_max",
-    "curvature", "has_minimum", "inside", "usable", "flag",
+    "curvature", "scatter", "has_minimum", "inside", "usable", "flag",
 ]
 LAW_QUANTITIES = {"params": "params_opt", "tokens": "tokens_opt", "loss": "loss_opt"}
 LAW_COLUMNS = [
@@ -77,19 +77,20 @@ def _round_budget(centre: float) -> float:
     return float(f"{centre:.3g}")
 
 
-def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.DataFrame:
+def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budgets: bool = True) -> pd.DataFrame:
     """Validate a results frame and return the usable rows with a ``budget`` column.
 
     Needs ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops``. Rows whose
     ``status`` is not ``completed``, or whose numbers are missing or not positive,
-    are left out with a :class:`FitWarning` that says how many and why.
+    are left out with a :class:`FitWarning` that says how many and why. With
+    ``budgets=False`` (fits that do not group runs by budget) no budget is needed.
     """
     if not isinstance(results, pd.DataFrame):
         raise param_error("results", func, "a pandas DataFrame", type(results).__name__,
                           "Load a CSV with flops_fit.load_results(path).")
     required = ["params", "tokens", "loss"]
     missing = [c for c in required if c not in results.columns]
-    if "budget" not in results.columns and "flops" not in results.columns:
+    if budgets and "budget" not in results.columns and "flops" not in results.columns:
         missing.append("budget (or flops)")
     if missing:
         raise param_error(
@@ -114,7 +115,7 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.Dat
     for column in [*required, "budget", "flops"]:
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    needs_budget = "budget" not in frame.columns or frame["budget"].isna().any()
+    needs_budget = budgets and ("budget" not in frame.columns or frame["budget"].isna().any())
     if needs_budget and "flops" in frame.columns:
         snapped = pd.Series(np.nan, index=frame.index)
         valid = frame["flops"].gt(0) & np.isfinite(frame["flops"])
@@ -122,11 +123,12 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops") -> pd.Dat
             snapped[valid] = snap_budgets(frame.loc[valid, "flops"], warn_func=func)
         # budgets the user gave win; runs without one get theirs from the FLOPs they spent
         frame["budget"] = frame["budget"].fillna(snapped) if "budget" in frame.columns else snapped
-    numbers = frame[[*required, "budget"]].to_numpy(dtype=float)
+    checked = [*required, "budget"] if budgets else required
+    numbers = frame[checked].to_numpy(dtype=float)
     ok = np.isfinite(numbers).all(axis=1) & (numbers > 0).all(axis=1)
     if not ok.all():
         warn(f"{func}: left out {int((~ok).sum())} run(s) with missing, infinite or non-positive "
-                      "params/tokens/loss/budget.", FitWarning)
+             f"{'/'.join(checked)}.", FitWarning)
         frame = frame.loc[ok]
     if frame.empty:
         raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
@@ -139,6 +141,8 @@ def _fit_budget(group: pd.DataFrame) -> dict[str, object]:
     y = group["loss"].to_numpy(dtype=float)
     centre = x.mean()  # centring keeps the normal equations well conditioned
     c2, c1, c0 = np.polyfit(x - centre, y, 2)
+    fitted = np.polyval([c2, c1, c0], x - centre)
+    scatter = float(np.sqrt(((y - fitted) ** 2).sum() / (len(y) - 3))) if len(y) > 3 else float("nan")
     lo, hi = x.min(), x.max()
     has_minimum = bool(c2 > 0)
     if has_minimum:
@@ -159,7 +163,7 @@ def _fit_budget(group: pd.DataFrame) -> dict[str, object]:
     return {
         "params_opt": float(np.exp(x_opt)), "tokens_opt": float(np.exp(intercept + slope * x_opt)),
         "loss_opt": float(loss_opt), "n_points": len(group), "params_min": float(np.exp(lo)),
-        "params_max": float(np.exp(hi)), "curvature": float(c2), "has_minimum": has_minimum,
+        "params_max": float(np.exp(hi)), "curvature": float(c2), "scatter": scatter, "has_minimum": has_minimum,
         "inside": inside, "usable": inside, "flag": flag,
     }
 
@@ -180,7 +184,8 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per budget: ``budget, params_opt, tokens_opt, loss_opt, n_points,
-        params_min, params_max, curvature, has_minimum, inside, usable, flag``.
+        params_min, params_max, curvature, scatter`` (residual standard deviation about
+        the parabola), ``has_minimum, inside, usable, flag``.
         ``usable`` is False where the vertex lies outside the sampled sizes or the
         curve has no minimum; those budgets are flagged, warned about and left out
         of :func:`fit_power_laws`.

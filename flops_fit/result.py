@@ -171,6 +171,58 @@ class Result:
         self._require_laws("Result.predict")
         return predict_from_laws(self.laws, value)
 
+    def compare_approaches(self, *, n_resamples: int = 200, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+        """The exponent a and N_opt at the largest target by each approach, with bootstrap intervals.
+
+        Approach 1 (envelope of training curves; needs ``curves``), 2 (IsoFLOP
+        parabolas, resampled within budgets) and 3 (parametric law, all runs). One row
+        per approach: ``approach, a, a_low, a_high, params, params_low, params_high``.
+        """
+        import warnings as _warnings
+
+        from .bootstrap import bootstrap_isoflops
+        from .envelope import bootstrap_envelope, fit_envelope
+        from .parametric import bootstrap_parametric, fit_parametric, parametric_frontier
+
+        self._require_laws("Result.compare_approaches")
+        target = max(self.targets)
+        key = f"params_at_{target:.3g}"
+        low, high = (1 - confidence) / 2, (1 + confidence) / 2
+
+        def row(name: str, a: float, params: float, draws: pd.DataFrame) -> dict[str, object]:
+            return {"approach": name, "a": a, "a_low": draws["a"].quantile(low), "a_high": draws["a"].quantile(high),
+                    "params": params, "params_low": draws[key].quantile(low), "params_high": draws[key].quantile(high),
+                    "resamples": len(draws)}
+
+        rows = []
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", FitWarning)
+            if self.curves is not None and len(self.curves):
+                try:
+                    laws1 = fit_power_laws(fit_envelope(self.curves, self.results)).set_index("quantity")
+                    draws = bootstrap_envelope(self.curves, self.results, n_resamples=n_resamples, seed=seed,
+                                               targets=(target,))
+                    rows.append(row("1: envelope of curves", laws1.loc["params", "exponent"],
+                                    laws1.loc["params", "coefficient"] * target ** laws1.loc["params", "exponent"],
+                                    draws))
+                except ValueError:
+                    pass
+            draws = bootstrap_isoflops(self.results, n_resamples=n_resamples, seed=seed, targets=(target,))
+            rows.append(row("2: IsoFLOP parabolas", self.exponent("params"),
+                            predict_from_laws(self.laws, target)["optimal_params"], draws))
+            law = fit_parametric(self.results)
+            draws = bootstrap_parametric(self.results, n_resamples=n_resamples, seed=seed)
+            draws[key] = draws["G"] * (target / 6.0) ** draws["a"]
+            rows.append(row("3: parametric fit", float(law["a"].iloc[0]),
+                            float(parametric_frontier(law, [target])["params_opt"].iloc[0]), draws))
+        return pd.DataFrame(rows)
+
+    def diagnostics(self, comparison: pd.DataFrame | None = None, *, emit: bool = True) -> pd.DataFrame:
+        """What the data cannot support (see :func:`flops_fit.diagnostics.diagnose`); warned unless ``emit=False``."""
+        from .diagnostics import diagnose
+
+        return diagnose(self.optima, self.laws, targets=self.targets, comparison=comparison, emit=emit)
+
     def table(self, targets: Sequence[float] | None = None) -> pd.DataFrame:
         """The numbers behind :meth:`chinchilla_table`, one row per budget then per target."""
         targets = self.targets if targets is None else check_budgets(targets, "Result.table", "targets")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import logging
 import pickle
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -42,6 +43,14 @@ class RunJob:
     param: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     sample_tokens: int = 1  # tokens one sample counts for, read once from the dataset the user gave
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides the run_id, decides a run's outcome; a stored record must match it to be reused."""
+        if self.mode == "mock":
+            return {"mode": "mock", "seed": self.seed, "law": asdict(self.law)}
+        from .trainer import describe
+
+        return {"mode": "local", "training": describe(self.config), "tokens_per_sample": self.sample_tokens}
 
     def build(self, size: int) -> Any:
         import torch
@@ -90,25 +99,46 @@ class _Sweep:
         self.curves: dict[str, pd.DataFrame] = {}
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
+        self.identity = json.dumps(job.identity(), sort_keys=True, default=str)
         if store is not None:
             store.add_plan(plan)
             done = store.finished()
             keep = ("completed",) if retry_failed else FINISHED
             if not done.empty:
+                planned = plan.set_index("run_id")
                 for record in done[done["run_id"].isin(plan["run_id"]) & done["status"].isin(keep)].to_dict("records"):
+                    self._check_reusable(record, planned.loc[record["run_id"]], store)
                     self.outcomes[record["run_id"]] = record
         self.todo = [row for row in plan.to_dict("records") if row["run_id"] not in self.outcomes]
         if store is not None and len(self.todo) < len(plan):
             logger.info("resuming: %d of %d runs already finished in %s", len(plan) - len(self.todo), len(plan),
                         store.path)
 
+    def _check_reusable(self, record: Mapping[str, Any], row: pd.Series, store: SweepStore) -> None:
+        """A stored run is reused only if it ran the same way on the same plan row; else say so."""
+        stored = record.get("identity")
+        if stored is not None and stored != self.identity:
+            raise param_error(
+                "store", "run_sweep", "a directory whose finished runs were made the same way as this sweep",
+                str(store.path), f"Run {record['run_id']} there was made with {stored}, this sweep uses "
+                f"{self.identity}. Use another directory for a different mode, seed, law or training setting.")
+        for column in ("budget", "size", "tokens"):
+            if column in record and record[column] is not None and float(record[column]) != float(row[column]):
+                raise param_error(
+                    "plan", "run_sweep", f"rows whose run_id matches their content ({column} differs)",
+                    record["run_id"], f"The stored run has {column}={record[column]}, the plan {row[column]}: "
+                    "an edited row keeps its old run_id. Re-plan with plan_sweep() instead of editing.")
+
     # -- bookkeeping ----------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
         for callback in self.callbacks:
-            callback(event)
+            try:
+                callback(event)
+            except Exception:  # a broken display must not cost a trained run
+                logger.exception("callback %r failed on a %s event", callback, event.get("type"))
 
     def record(self, row: Mapping[str, Any], outcome: dict[str, Any], curve: pd.DataFrame) -> None:
-        full = {**row, **outcome}
+        full = {**row, **outcome, "identity": self.identity}
         full["flops"] = float(row["flops_per_token"]) * float(outcome.get("tokens_trained") or 0)
         if self.store is not None:
             self.store.write_run(full, curve)
@@ -138,7 +168,7 @@ class _Sweep:
             if self.stop_event.is_set():
                 break
             try:
-                outcome, curve = self.job(row, self.callbacks, self.stop_event.is_set)
+                outcome, curve = self.job(row, [self.emit], self.stop_event.is_set)
             except RunAbandoned:
                 break
             self.record(row, outcome, curve)
@@ -146,28 +176,39 @@ class _Sweep:
                 self.emit({"type": "run_end", "run_id": row["run_id"], **outcome})
 
     def _run_on_executor(self) -> None:
-        futures = {self.executor.submit(_run_remote, self.job, row): row for row in self.todo}
-        remaining = dict(futures)
-        while remaining:
-            if self.stop_event.is_set():  # what has not started is cancelled; what runs is kept
-                for future in list(remaining):
-                    if future.cancel():
-                        del remaining[future]
-            finished = [f for f in remaining if f.done()]
+        """Keep a few runs in flight, record each as it completes; stop() submits no more and keeps what runs.
+
+        Nothing is ever cancelled: some engines (Dask, submitit) cannot tell a queued task
+        from a running one, and cancelling a running one would lose it.
+        """
+        limit = int(getattr(self.executor, "_max_workers", 0) or 8)
+        queue = list(self.todo)
+        in_flight: dict[Any, Mapping[str, Any]] = {}
+        while queue or in_flight:
+            while queue and len(in_flight) < limit and not self.stop_event.is_set():
+                row = queue.pop(0)
+                try:
+                    in_flight[self.executor.submit(_run_remote, self.job, row)] = row
+                except Exception as exc:  # the executor is gone: what is in flight still lands
+                    logger.warning("could not submit run %s: %s", row["run_id"], exc)
+                    queue.clear()
+            if self.stop_event.is_set():
+                queue.clear()
+            finished = [f for f in in_flight if f.done()]
             if not finished:
-                if all(isinstance(f, cf.Future) for f in remaining):
-                    cf.wait(list(remaining), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                if in_flight and all(isinstance(f, cf.Future) for f in in_flight):
+                    cf.wait(list(in_flight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
                 else:  # e.g. submitit jobs: poll
                     time.sleep(0.05)
                 continue
             for future in finished:
-                row = remaining.pop(future)
+                row = in_flight.pop(future)
                 try:
                     outcome, curve = future.result()
-                except Exception as exc:  # the worker itself died (a crashed process, a lost cluster node)
-                    outcome = {"status": "failed", "loss": float("nan"), "tokens_trained": 0,
-                               "error": f"{type(exc).__name__}: {exc}"}
-                    curve = pd.DataFrame(columns=CURVE_COLUMNS)
+                except Exception as exc:  # the executor failed, not the run: leave it pending to run again
+                    logger.warning("run %s did not come back from the executor (%s: %s); it stays pending",
+                                   row["run_id"], type(exc).__name__, exc)
+                    continue
                 self.record(row, outcome, curve)
                 self.emit({"type": "run_end", "run_id": row["run_id"], **outcome})
 
@@ -231,7 +272,8 @@ class SweepHandle:
         return not self._thread.is_alive()
 
     def stop(self) -> None:
-        """Stop after the current step (local) or run (mock); what finished is kept."""
+        """Stop: in this process after the current step (local) or run (mock); with an executor, submit
+        nothing more and keep the runs already in flight. What finished is kept."""
         self._sweep.stop_event.set()
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
@@ -349,6 +391,8 @@ def run_sweep(
     func = "run_sweep"
     mode = check_choice(mode, "mode", func, MODES)
     _check_plan(plan, func)
+    if plan["run_id"].dtype != object or not all(isinstance(v, str) for v in plan["run_id"]):
+        plan = plan.assign(run_id=plan["run_id"].astype(str))  # ids are file names and JSON strings
     job = RunJob(mode=mode, law=check_law(law, func), seed=check_seed(seed, func))
     if mode == "local":
         _prepare_local(job, plan, model_cls, dataset, loss_fn, train_config, eval_dataset, model_size_param,
@@ -368,7 +412,7 @@ def run_sweep(
         if not isinstance(flag, bool):
             raise param_error(name, func, "True or False", flag)
     show = progress if progress is not None else (mode == "local" and not background and sys.stderr.isatty())
-    sweep = _Sweep(plan, job, SweepStore(store) if store is not None else None, retry_failed, executor,
+    sweep = _Sweep(plan, job, SweepStore(store, writer=True) if store is not None else None, retry_failed, executor,
                    callbacks, show)
     if background:
         return SweepHandle(sweep)

@@ -15,11 +15,12 @@ Records are JSON and CSV, never pickle.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ FINISHED = ("completed", "diverged", "failed")
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer's pid is in the name, so a later sweep can tell a dead writer's leftovers from a live one's
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -73,27 +75,47 @@ class SweepStore:
     True
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, writer: bool = False) -> None:
+        """Open a sweep directory; only a ``writer`` (a running sweep) creates or cleans anything."""
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise param_error("store", "run_sweep", "a directory path (created if missing)", os.fspath(path))
-        (self.path / "runs").mkdir(parents=True, exist_ok=True)
-        (self.path / "curves").mkdir(exist_ok=True)
-        for stale in self.path.rglob(".*.tmp"):  # a write cut short by a crash: never a record
-            stale.unlink(missing_ok=True)
+        if writer:
+            (self.path / "runs").mkdir(parents=True, exist_ok=True)
+            (self.path / "curves").mkdir(exist_ok=True)
+            self._remove_dead_writers_files()
+
+    def _remove_dead_writers_files(self) -> None:
+        """Delete temporary files left by writers that no longer run (a crash mid-write); never a live one's."""
+        for stale in self.path.rglob(".*.tmp"):
+            parts = stale.name.rsplit(".", 3)  # .<name>.<pid>.<random>.tmp
+            try:
+                pid = int(parts[-3])
+                os.kill(pid, 0)
+            except (ValueError, IndexError):
+                continue  # not ours
+            except ProcessLookupError:
+                stale.unlink(missing_ok=True)
+            except PermissionError:
+                continue  # alive, owned by someone else
 
     # -- the plan ---------------------------------------------------------------------------
     def plan(self) -> pd.DataFrame:
         """Every run planned into this directory (empty when none)."""
         path = self.path / "plan.csv"
-        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+        # run ids are hex strings: one made only of digits must not turn into a number
+        return pd.read_csv(path, dtype={"run_id": str}) if path.exists() else pd.DataFrame()
 
     def add_plan(self, plan: pd.DataFrame) -> None:
-        """Add the plan's runs to ``plan.csv``; runs already there keep their row."""
-        old = self.plan()
-        merged = plan if old.empty else pd.concat([old, plan[~plan["run_id"].isin(old["run_id"])]],
-                                                   ignore_index=True)
-        _write_atomic(self.path / "plan.csv", merged.to_csv(index=False))
+        """Add the plan's runs to ``plan.csv``; runs already there keep their row.
+
+        Two sweeps adding plans at once take turns (a lock file), so neither's rows are lost.
+        """
+        with _locked(self.path / ".plan.lock"):
+            old = self.plan()
+            merged = plan if old.empty else pd.concat([old, plan[~plan["run_id"].isin(old["run_id"])]],
+                                                       ignore_index=True)
+            _write_atomic(self.path / "plan.csv", merged.to_csv(index=False))
         settings = {k: v for k, v in plan.attrs.items() if isinstance(v, (str, int, float, bool, dict, list))}
         _write_atomic(self.path / "settings.json", json.dumps(settings, indent=1, default=str))
 
@@ -104,14 +126,17 @@ class SweepStore:
         if curve is not None:
             _write_atomic(self.path / "curves" / f"{run_id}.csv", curve.to_csv(index=False))
         _write_atomic(self.path / "runs" / f"{run_id}.json",
-                      json.dumps({k: _plain(v) for k, v in record.items()}, indent=1))
+                      json.dumps({k: _plain(v) for k, v in record.items()}, indent=1, default=str))
 
     def finished(self) -> pd.DataFrame:
         """One row per stored record, with whatever columns the records hold."""
         records = []
         for path in sorted((self.path / "runs").glob("*.json")):
             records.append(json.loads(path.read_text(encoding="utf-8")))
-        return pd.DataFrame(records)
+        frame = pd.DataFrame(records)
+        if "run_id" in frame.columns:
+            frame["run_id"] = frame["run_id"].astype(str)
+        return frame
 
     def results(self) -> pd.DataFrame:
         """The plan with each finished run's outcome; runs without a record have status ``pending``."""
@@ -122,17 +147,33 @@ class SweepStore:
             return plan.assign(status="pending")
         own = ("status", "flops")  # what a record says about these wins over the plan
         outcome = done[["run_id", *[c for c in done.columns if c not in plan.columns or c in own]]]
-        merged = plan.merge(outcome, on="run_id", how="left", suffixes=("_planned", ""))
+        merged = plan.merge(outcome, on="run_id", how="outer", suffixes=("_planned", ""))
         merged["status"] = merged["status"].fillna("pending")
         if "flops_planned" in merged.columns:  # a pending run shows the FLOPs it is planned to spend
             merged["flops"] = merged["flops"].fillna(merged.pop("flops_planned"))
         return merged.drop(columns=["status_planned"], errors="ignore")
 
     def curves(self) -> pd.DataFrame:
-        frames = [pd.read_csv(path) for path in sorted((self.path / "curves").glob("*.csv"))]
+        frames = [pd.read_csv(path, dtype={"run_id": str}) for path in sorted((self.path / "curves").glob("*.csv"))]
         frames = [f for f in frames if not f.empty]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["run_id", "step", "tokens", "flops", "loss", "lr"])
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX; elsewhere no lock is taken)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_results(
@@ -176,7 +217,7 @@ def load_results(
         if os.path.isdir(path):
             if not os.path.exists(os.path.join(path, "plan.csv")):
                 raise param_error("source", func, "a sweep directory (with plan.csv) or a results file", path)
-            frame = SweepStore(path).results()
+            frame = SweepStore(path).results()  # reads only: safe while a sweep writes
         elif not os.path.exists(path):
             raise param_error("source", func, "a DataFrame or the path of an existing results file", path)
         else:

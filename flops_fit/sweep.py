@@ -398,8 +398,19 @@ def _spread(space: SizeSpace, pool: list[int], k: int) -> list[int]:
 
 
 def _stable_repr(obj: object) -> str:
-    """repr without memory addresses, so ids of runs with object-valued settings survive a restart."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+    """A repr that names the setting the same way in every session, or a clear error when it cannot.
+
+    Objects whose repr is only their type and address (lambdas, plain instances) would
+    all look alike once the address is dropped, so two different settings would share
+    run ids; they are refused instead.
+    """
+    text = repr(obj)
+    qualname = getattr(obj, "__qualname__", "")
+    if "<lambda>" in qualname or "<locals>" in qualname or re.fullmatch(r"<.+ object at 0x[0-9a-fA-F]+>", text):
+        raise ValueError(f"The 'model_kwargs' parameter of plan_sweep must hold values that name themselves: "
+                         f"{text} does not, so runs could not be told apart. Pass a module-level function, "
+                         "a string or a dataclass instead.")
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
 def make_run_id(**content: Any) -> str:
@@ -497,6 +508,8 @@ def plan_sweep(
     if model_kwargs and model_size_param in model_kwargs:
         raise param_error("model_kwargs", func, f"free of the size knob '{model_size_param}'", dict(model_kwargs),
                           "The planner sets the knob itself; remove it from model_kwargs.")
+    if model_kwargs:
+        make_run_id(model_kwargs=dict(model_kwargs))  # every setting must name itself, or run ids could collide
     budgets = check_budgets(compute_budgets, func)
     k = check_number(points_per_budget, "points_per_budget", func, integer=True, above=2)
     ratio = check_number(tokens_per_param, "tokens_per_param", func)

@@ -10,6 +10,7 @@ fixed set of held-out batches at the end.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -356,7 +357,10 @@ def train_run(
 def _emitter(callbacks: Sequence[Callback]) -> Callback:
     def emit(event: dict[str, Any]) -> None:
         for callback in callbacks:
-            callback(event)
+            try:
+                callback(event)
+            except Exception:  # a broken display must not cost a trained run
+                logging.getLogger(__name__).exception("callback %r failed on a %s event", callback, event["type"])
 
     return emit
 

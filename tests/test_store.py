@@ -178,7 +178,7 @@ def test_records_hold_no_pickle(plan, tmp_path):
     ff.run_sweep(plan.head(2), mode="mock", store=tmp_path / "s")
     for path in (tmp_path / "s").rglob("*"):
         if path.is_file():
-            assert path.suffix in {".csv", ".json"}
+            assert path.suffix in {".csv", ".json", ".lock"}
     assert SweepStore(tmp_path / "s").results()["status"].tolist() == ["completed", "completed"]
 
 

@@ -170,11 +170,23 @@ def test_depth_knob_needs_few_builds(monkeypatch):
 
 
 def test_run_id_survives_object_valued_settings():
+    from dataclasses import dataclass
+
+    from flops_fit.sweep import make_run_id
+
+    @dataclass
     class Activation:
+        name: str
+
+    assert make_run_id(act=Activation("gelu")) == make_run_id(act=Activation("gelu"))
+    assert make_run_id(act=Activation("gelu")) != make_run_id(act=Activation("relu"))
+    assert make_run_id(fn=np.tanh) == make_run_id(fn=np.tanh)
+
+
+def test_settings_that_cannot_name_themselves_are_refused():
+    class Opaque:
         pass
 
-    ids = [plan_sweep(Stack, "depth", [1e12], model_kwargs={"width": 50}, points_per_budget=3)["run_id"].tolist()
-           for _ in range(2)]
-    assert ids[0] == ids[1]
-    from flops_fit.sweep import make_run_id
-    assert make_run_id(act=Activation()) == make_run_id(act=Activation())
+    for value in (lambda x: x, Opaque()):
+        with pytest.raises(ValueError, match="must hold values that name themselves"):
+            plan_sweep(Stack, "depth", [1e12], model_kwargs={"width": 50, "extra": value}, points_per_budget=3)

@@ -1,0 +1,68 @@
+"""What the data cannot support, as a DataFrame (and as warnings): one row per finding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._checks import warn
+from .analyzer import FitWarning
+
+DIAGNOSTIC_COLUMNS = ["check", "subject", "detail"]
+
+
+def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[float] = (),
+             comparison: pd.DataFrame | None = None, min_points: int = 5, flat_ratio: float = 2.0,
+             sum_tolerance: float = 0.02, max_extrapolation: float = 100.0, emit: bool = True) -> pd.DataFrame:
+    """Findings about a fit; each is also warned as a :class:`FitWarning` (``emit=False`` to keep quiet).
+
+    Checks: a budget whose vertex lies outside its sizes or that has no minimum; a
+    budget with fewer than ``min_points`` sizes; a curve too flat to locate its
+    minimum (the loss rises across the sampled half-range by less than ``flat_ratio``
+    times the scatter of the points about the parabola); exponents of N_opt and
+    D_opt that do not sum to 1 within ``sum_tolerance``; approaches whose intervals on
+    ``a`` do not overlap (``comparison`` from :meth:`Result.compare_approaches`); a
+    target more than ``max_extrapolation`` times the largest budget.
+    """
+    rows = []
+    for row in optima.itertuples():
+        subject = f"budget {row.budget:.3g}"
+        if row.flag:
+            rows.append(("minimum not located", subject, row.flag))
+        if row.n_points < min_points:
+            rows.append(("too few points", subject, f"{row.n_points} sizes; {min_points} or more pin the vertex"))
+        scatter = getattr(row, "scatter", np.nan)
+        if row.has_minimum and np.isfinite(scatter) and scatter > 0:
+            half = (np.log(row.params_max) - np.log(row.params_min)) / 2
+            rise = row.curvature * half**2
+            if rise < flat_ratio * scatter:
+                rows.append(("curve too flat", subject, f"the parabola rises {rise:.3g} across the sampled "
+                             f"half-range against a scatter of {scatter:.3g}: sample a wider range of sizes"))
+    if len(laws):
+        exps = laws.set_index("quantity")["exponent"]
+        total = exps["params"] + exps["tokens"]
+        if abs(total - 1) > sum_tolerance:
+            rows.append(("exponents do not sum to 1", "a + b", f"a + b = {total:.3f}; with C = 6ND they should "
+                         "sum to 1: the FLOP convention or the tokens column may be off"))
+    top = float(optima["budget"].max()) if len(optima) else np.nan
+    for target in targets:
+        if target > max_extrapolation * top:
+            rows.append(("extrapolation far beyond the data", f"target {target:.3g}",
+                         f"{target / top:.3g}x the largest budget ({top:.3g}); intervals assume the power law holds"))
+    if comparison is not None and len(comparison) > 1:
+        ranges = comparison.set_index("approach")[["a_low", "a_high"]].dropna()
+        for first in ranges.index:
+            for second in ranges.index:
+                if first < second and (ranges.loc[first, "a_high"] < ranges.loc[second, "a_low"]
+                                       or ranges.loc[second, "a_high"] < ranges.loc[first, "a_low"]):
+                    rows.append(("approaches disagree", f"{first} vs {second}",
+                                 f"their intervals on a do not overlap ({ranges.loc[first, 'a_low']:.3f}–"
+                                 f"{ranges.loc[first, 'a_high']:.3f} vs {ranges.loc[second, 'a_low']:.3f}–"
+                                 f"{ranges.loc[second, 'a_high']:.3f})"))
+    found = pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
+    if emit:
+        for row in found.itertuples():
+            warn(f"{row.check}: {row.subject}: {row.detail}", FitWarning)
+    return found
