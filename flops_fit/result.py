@@ -161,15 +161,30 @@ class Result:
         self._require_laws("Result.exponent")
         return float(self.laws.set_index("quantity").loc[quantity, "exponent"])
 
-    def predict(self, compute: float) -> dict[str, float]:
-        """Compute-optimal N, D and loss at ``compute`` FLOPs, each with an interval (95 % by default).
+    def predict(self, compute: float, *, interval: str = "delta", n_resamples: int = 1000,
+                seed: int = 0) -> dict[str, float]:
+        """Compute-optimal N, D and loss at ``compute`` FLOPs, each with a 95 % interval.
 
         Returns a dict with ``target_compute, optimal_params, optimal_tokens,
-        expected_loss`` and ``*_low`` / ``*_high`` bounds for each.
+        expected_loss`` and ``*_low`` / ``*_high`` bounds for each. ``interval="delta"``
+        takes the bounds from the fitted power laws' covariance (instant);
+        ``"bootstrap"`` from ``n_resamples`` resamples of the runs within budgets
+        (:func:`bootstrap_isoflops`; the loss keeps its delta-method bounds).
         """
-        value = check_compute(compute, "Result.predict")
-        self._require_laws("Result.predict")
-        return predict_from_laws(self.laws, value)
+        func = "Result.predict"
+        value = check_compute(compute, func)
+        if interval not in ("delta", "bootstrap"):
+            raise param_error("interval", func, "'delta' or 'bootstrap'", interval)
+        self._require_laws(func)
+        out = predict_from_laws(self.laws, value)
+        if interval == "bootstrap":
+            from .bootstrap import bootstrap_isoflops
+
+            draws = bootstrap_isoflops(self.results, n_resamples=n_resamples, seed=seed, targets=[value])
+            for name, column in (("optimal_params", f"params_at_{value:.3g}"),
+                                 ("optimal_tokens", f"tokens_at_{value:.3g}")):
+                out[f"{name}_low"], out[f"{name}_high"] = (float(q) for q in draws[column].quantile([0.025, 0.975]))
+        return out
 
     def compare_approaches(self, *, n_resamples: int = 200, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
         """The exponent a and N_opt at the largest target by each approach, with bootstrap intervals.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -36,7 +37,16 @@ _READERS = {
     ".jsonl": lambda path: pd.read_json(path, lines=True),
     ".parquet": pd.read_parquet,
 }
+logger = logging.getLogger(__name__)
 FINISHED = ("completed", "diverged", "failed")
+# names other tools give our columns (lower-cased, spaces and dashes as underscores), tried when ours is absent
+ALIASES = {
+    "params": ["n", "n_params", "num_params", "nparams", "parameters", "model_size", "model_params", "size_params"],
+    "tokens": ["d", "n_tokens", "num_tokens", "tokens_seen", "train_tokens", "training_tokens", "dataset_size"],
+    "flops": ["c", "compute", "training_flop", "training_flops", "train_flops", "total_flops", "flop"],
+    "loss": ["val_loss", "eval_loss", "validation_loss", "final_loss", "test_loss"],
+    "budget": ["compute_budget", "flops_budget", "target_flops"],
+}
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -190,6 +200,10 @@ def load_results(
         directory written by ``run_sweep(..., store=PATH)`` (readable while it runs).
     columns : mapping, optional
         Renames applied first, from your names to ours, e.g. ``{"n_params": "params"}``.
+        Common names are recognised without it (``N``, ``n_params``, ``Model Size``
+        for params; ``D``, ``tokens_seen`` for tokens; ``C``, ``compute``, ``Training
+        FLOP`` for flops; ``val_loss``, ``eval_loss`` for loss), and without a tokens
+        column D is taken as flops / (6 params).
     completed_only : bool, default True
         Keep only completed runs with valid numbers (what the fits use), warning
         about the rest. False returns every run with its ``status`` (``pending``,
@@ -240,7 +254,27 @@ def load_results(
             raise param_error("columns", func, "renames that leave column names unique", dict(columns),
                               f"After renaming, {clashes} would appear twice; drop or rename the existing column.")
         frame = frame.rename(columns=dict(columns))
+    frame = _apply_aliases(frame)
     return prepare_results(frame, func) if completed_only else frame
+
+
+def _apply_aliases(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rename columns known under other names (``Model Size``, ``val_loss``...) when ours are missing."""
+    normal = {str(c).strip().lower().replace(" ", "_").replace("-", "_"): c for c in frame.columns}
+    renames = {}
+    for ours, names in ALIASES.items():
+        if ours in frame.columns:
+            continue
+        found = [normal[n] for n in names if n in normal and normal[n] not in renames]
+        if len(found) == 1:
+            renames[found[0]] = ours
+    if renames:
+        logger.info("load_results: read columns %s", renames)
+        frame = frame.rename(columns=renames)
+    if "tokens" not in frame.columns and {"params", "flops"} <= set(frame.columns):
+        frame = frame.assign(tokens=frame["flops"] / (6 * frame["params"]))  # D = C / 6N
+        logger.info("load_results: no tokens column; took D = flops / (6 params)")
+    return frame
 
 
 def load(path: str | os.PathLike[str], **fit_options: Any) -> Any:

@@ -173,3 +173,13 @@ def test_flagged_budget_says_which_way_to_move():
     frame = parabola_frame(budget=1e21, centre=1e9, lo=0.02, hi=0.5)
     with pytest.warns(FitWarning, match="lower tokens_per_param"):
         fit_isoflops(frame)
+
+
+def test_load_results_recognises_common_column_names():
+    frame = parabola_frame()
+    other = pd.DataFrame({"Model Size": frame["params"], "Training FLOP": frame["budget"] * 1.01,
+                          "val_loss": frame["loss"]})
+    loaded = load_results(other)
+    assert {"params", "tokens", "flops", "loss", "budget"} <= set(loaded.columns)
+    assert np.allclose(loaded["tokens"], loaded["flops"] / (6 * loaded["params"]))
+    assert loaded["budget"].unique().tolist() == [1e18]

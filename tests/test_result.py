@@ -126,3 +126,13 @@ def test_human_numbers():
     from flops_fit._format import human
 
     assert [human(v) for v in (999_999_999, 999_600, 1_234_000, 7)] == ["1B", "1M", "1.23M", "7"]
+
+
+def test_predict_with_bootstrap_intervals(result):
+    delta = result.predict(1e23)
+    boot = result.predict(1e23, interval="bootstrap", n_resamples=300, seed=0)
+    assert boot["optimal_params"] == delta["optimal_params"]
+    assert boot["optimal_params_low"] < PlantedLaw().optimal_params(1e23) < boot["optimal_params_high"]
+    assert boot == result.predict(1e23, interval="bootstrap", n_resamples=300, seed=0)
+    with pytest.raises(ValueError, match="'interval' parameter of Result.predict"):
+        result.predict(1e23, interval="exact")
