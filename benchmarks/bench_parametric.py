@@ -59,6 +59,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--reference", action="store_true", help="also run the 4,500-start reference (minutes)")
     args = parser.parse_args()
+    if not args.data.exists():
+        print(f"skipped: the Chinchilla data is not at {args.data} (it lives in the project's shared/ folder, "
+              "not in the package); pass --data PATH")
+        return
     runs = load(args.data)
     start = time.perf_counter()
     law = fit_parametric(runs).iloc[0]
