@@ -159,3 +159,8 @@ class TinyStoriesDataset(TokenDataset):
         np.save(tmp, ids.astype(np.uint16 if ids.max() < 2**16 else np.int64))
         os.replace(tmp, path)  # atomic: a half-written cache is never read
         return path
+
+
+def stdlib_train_dataset(seq_len: int = 64, max_bytes: int | None = None) -> TokenDataset:
+    """The whole offline corpus as one byte-level dataset (run_sweep holds out its tail for evaluation)."""
+    return TokenDataset(byte_tokenize(stdlib_corpus(max_bytes)), seq_len, 256)
