@@ -102,11 +102,12 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
     if "status" in frame.columns:
         status = frame["status"].astype("string").str.strip().str.lower()
         bad = (status.notna() & (status != "") & (status != "completed")).to_numpy(dtype=bool)
-        if bad.any():
-            counts = status[bad].value_counts().to_dict()
-            warn(f"{func}: left out {int(bad.sum())} run(s) that did not complete: {counts}.",
-                          FitWarning)
-            frame = frame.loc[~bad]
+        unfinished = status.isin(["pending", "running"]).to_numpy(dtype=bool)
+        if (bad & ~unfinished).any():  # runs still to come are no surprise while a sweep runs
+            counts = status[bad & ~unfinished].value_counts().to_dict()
+            warn(f"{func}: left out {int((bad & ~unfinished).sum())} run(s) that did not complete: {counts}.",
+                 FitWarning)
+        frame = frame.loc[~bad]
     if "run_id" in frame.columns and frame["run_id"].duplicated().any():
         repeated = int(frame["run_id"].duplicated().sum())
         warn(f"{func}: {repeated} run(s) appear more than once (same run_id); kept the last record of each.",

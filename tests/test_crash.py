@@ -33,14 +33,16 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     script.write_text(SCRIPT)
     proc = subprocess.Popen([sys.executable, str(script), str(root), str(log)])
     try:
-        deadline = time.time() + 120
+        deadline, ready = time.time() + 600, False
         while time.time() < deadline:  # wait until 2 runs are recorded and a third has started
             events = log.read_text().splitlines() if log.exists() else []
             ends = [e for e in events if e.startswith("run_end")]
             if len(ends) >= 2 and events and events[-1].startswith("run_start"):
+                ready = True
                 break
             assert proc.poll() is None, "the sweep finished before it could be killed"
             time.sleep(0.02)
+        assert ready, "the sweep did not reach its third run in time"
         time.sleep(0.2)  # well inside the third run
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
