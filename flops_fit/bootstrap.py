@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._checks import check_budgets, param_error
+from ._checks import check_budgets, check_number, param_error
 from .analyzer import prepare_results
 
 
@@ -37,8 +37,7 @@ def bootstrap_isoflops(results: pd.DataFrame, *, n_resamples: int = 1000, seed: 
     target. Their quantiles are percentile intervals, reproducible for a seed.
     """
     func = "bootstrap_isoflops"
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 2:
-        raise param_error("n_resamples", func, "an integer of at least 2", n_resamples)
+    check_number(n_resamples, "n_resamples", func, integer=True, above=1)
     goals = check_budgets(targets, func, "targets") if len(targets) else []
     frame = prepare_results(results, func)
     groups = [(np.log(b), np.log(g["params"].to_numpy(float)), g["loss"].to_numpy(float),

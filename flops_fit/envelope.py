@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._checks import param_error
+from ._checks import check_number, param_error
 from .analyzer import OPTIMA_COLUMNS
 
 
@@ -94,8 +94,7 @@ def bootstrap_envelope(curves: pd.DataFrame, results: pd.DataFrame | None = None
 
     from .analyzer import FitWarning, fit_power_laws
 
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 2:
-        raise param_error("n_resamples", "bootstrap_envelope", "an integer of at least 2", n_resamples)
+    check_number(n_resamples, "n_resamples", "bootstrap_envelope", integer=True, above=1)
     frame = curves if "params" in curves.columns else curves.merge(results[["run_id", "params"]], on="run_id")
     by_run = {rid: g for rid, g in frame.groupby("run_id")}
     ids = list(by_run)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from ._checks import param_error
+from ._checks import check_number, param_error
 from .analyzer import prepare_results
 
 PARAMETRIC_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "n_points"]
@@ -151,8 +151,7 @@ def bootstrap_parametric(results: pd.DataFrame, *, n_resamples: int = 1000, seed
     runs take a few seconds. Quantiles of the columns are the intervals.
     """
     func = "bootstrap_parametric"
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 2:
-        raise param_error("n_resamples", func, "an integer of at least 2", n_resamples)
+    check_number(n_resamples, "n_resamples", func, integer=True, above=1)
     data = _data(results, func)
     full = fit_parametric(results, delta=delta).iloc[0]
     start = np.array([math.log(full["A"]), math.log(full["B"]), math.log(full["E"]), full["alpha"], full["beta"]])
