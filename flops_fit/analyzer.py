@@ -136,12 +136,27 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
     return frame.reset_index(drop=True)
 
 
+def centred_parabola(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """Least squares y = c2 (x - m)^2 + c1 (x - m) + c0 with m the mean of x; returns (c2, c1, c0, m).
+
+    Centring keeps the normal equations well conditioned; the vertex is at m - c1 / (2 c2).
+    """
+    centre = float(x.mean())
+    c2, c1, c0 = np.polyfit(x - centre, y, 2)
+    return float(c2), float(c1), float(c0), centre
+
+
+def log_tokens_at(x: np.ndarray, log_tokens: np.ndarray, x_opt: float) -> float:
+    """ln D at ln N = x_opt: ln D is linear in ln N at fixed C (exactly so under 6N)."""
+    slope, intercept = np.polyfit(x, log_tokens, 1) if np.ptp(x) > 0 else (0.0, log_tokens.mean())
+    return float(intercept + slope * x_opt)
+
+
 def _fit_budget(group: pd.DataFrame) -> dict[str, object]:
     """Approach 2 at one budget: parabola of loss in ln N, vertex, and D at the vertex."""
     x = np.log(group["params"].to_numpy(dtype=float))
     y = group["loss"].to_numpy(dtype=float)
-    centre = x.mean()  # centring keeps the normal equations well conditioned
-    c2, c1, c0 = np.polyfit(x - centre, y, 2)
+    c2, c1, c0, centre = centred_parabola(x, y)
     fitted = np.polyval([c2, c1, c0], x - centre)
     scatter = float(np.sqrt(((y - fitted) ** 2).sum() / (len(y) - 3))) if len(y) > 3 else float("nan")
     lo, hi = x.min(), x.max()
@@ -152,9 +167,7 @@ def _fit_budget(group: pd.DataFrame) -> dict[str, object]:
     else:  # no vertex to speak of: report the lowest run, flagged
         x_opt, loss_opt = x[np.argmin(y)], y.min()
     inside = bool(has_minimum and lo <= x_opt <= hi)
-    # D at the vertex: ln D is linear in ln N at fixed C (exactly so under 6N)
-    log_tokens = np.log(group["tokens"].to_numpy(dtype=float))
-    slope, intercept = np.polyfit(x, log_tokens, 1) if np.ptp(x) > 0 else (0.0, log_tokens.mean())
+    log_d_opt = log_tokens_at(x, np.log(group["tokens"].to_numpy(dtype=float)), x_opt)
     if inside:
         flag = ""
     elif not has_minimum:
@@ -162,7 +175,7 @@ def _fit_budget(group: pd.DataFrame) -> dict[str, object]:
     else:
         flag = f"vertex outside the sampled sizes ({'below' if x_opt < lo else 'above'} them)"
     return {
-        "params_opt": float(np.exp(x_opt)), "tokens_opt": float(np.exp(intercept + slope * x_opt)),
+        "params_opt": float(np.exp(x_opt)), "tokens_opt": float(np.exp(log_d_opt)),
         "loss_opt": float(loss_opt), "n_points": len(group), "params_min": float(np.exp(lo)),
         "params_max": float(np.exp(hi)), "curvature": float(c2), "scatter": scatter, "has_minimum": has_minimum,
         "inside": inside, "usable": inside, "flag": flag,

@@ -8,22 +8,20 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_budgets, check_number, param_error
-from .analyzer import prepare_results
+from .analyzer import centred_parabola, log_tokens_at, prepare_results
 
 
 def _vertex(x: np.ndarray, y: np.ndarray, log_t: np.ndarray) -> tuple[float, float] | None:
     """(ln N_opt, ln D_opt) of one budget's parabola, or None when it has no minimum inside its sizes."""
     if np.unique(x).size < 3:
         return None
-    centre = x.mean()
-    c2, c1, _ = np.polyfit(x - centre, y, 2)
+    c2, c1, _, centre = centred_parabola(x, y)
     if c2 <= 0:
         return None
     x_opt = centre - c1 / (2 * c2)
     if not x.min() <= x_opt <= x.max():
         return None
-    slope, intercept = np.polyfit(x, log_t, 1)
-    return x_opt, intercept + slope * x_opt
+    return x_opt, log_tokens_at(x, log_t, x_opt)
 
 
 def bootstrap_isoflops(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0,

@@ -18,7 +18,7 @@ import pandas as pd
 from ._checks import check_choice, check_seed, param_error, warn
 from .mock import CURVE_COLUMNS, PlantedLaw, check_law, simulate_run
 from .store import FINISHED, SweepStore
-from .trainer import Callback, RunAbandoned, TrainConfig
+from .trainer import Callback, RunAbandoned, TrainConfig, emitter
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class _Sweep:
                  executor: Any, callbacks: Sequence[Callback], progress: bool) -> None:
         self.plan, self.job, self.store, self.executor = plan, job, store, executor
         self.callbacks = list(callbacks)
+        self.emit = emitter(self.callbacks)  # reaches callbacks appended later (progress bars, a handle)
         self.progress = progress
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.curves: dict[str, pd.DataFrame] = {}
@@ -130,13 +131,6 @@ class _Sweep:
                     "an edited row keeps its old run_id. Re-plan with plan_sweep() instead of editing.")
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    def emit(self, event: dict[str, Any]) -> None:
-        for callback in self.callbacks:
-            try:
-                callback(event)
-            except Exception:  # a broken display must not cost a trained run
-                logger.exception("callback %r failed on a %s event", callback, event.get("type"))
-
     def record(self, row: Mapping[str, Any], outcome: dict[str, Any], curve: pd.DataFrame) -> None:
         full = {**row, **outcome, "identity": self.identity}
         full["flops"] = float(row["flops_per_token"]) * float(outcome.get("tokens_trained") or 0)

@@ -300,7 +300,7 @@ def train_run(
     optimizer = _optimizer(model, config, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(min(s, steps - 1), steps, config))
     log_every = max(1, steps // config.log_points)
-    emit = _emitter(callbacks)
+    emit = emitter(callbacks)
     emit({"type": "run_start", "run_id": run_id, "steps": steps, "tokens": steps * per_step, "device": device})
 
     rows, count, epochs, status, error, done = [], 0, 0.0, "completed", None, 0
@@ -335,17 +335,16 @@ def train_run(
             running, count = torch.zeros((), device=device), 0
     _sync(device)
     train_time = time.perf_counter() - start
-    trained = done
     final = float("nan")
     if status == "completed":
         final = evaluate(module, eval_data, loss_fn, config, device)
         if not math.isfinite(final):
             status, error = "diverged", f"held-out loss is {final}"
         emit({"type": "eval", "run_id": run_id, "loss": final})
-    throughput = trained * per_step / train_time if train_time > 0 else float("nan")
+    throughput = done * per_step / train_time if train_time > 0 else float("nan")
     achieved = throughput * flops_per_token
     outcome = {
-        "loss": final, "status": status, "error": error, "tokens_trained": trained * per_step, "steps": trained,
+        "loss": final, "status": status, "error": error, "tokens_trained": done * per_step, "steps": done,
         "epochs": epochs, "wall_time": time.perf_counter() - start, "tokens_per_second": throughput,
         "flops_per_second": achieved, "utilisation": achieved / peak_flops(device), "device": device,
     }
@@ -354,7 +353,10 @@ def train_run(
     return outcome, curve
 
 
-def _emitter(callbacks: Sequence[Callback]) -> Callback:
+def emitter(callbacks: Sequence[Callback]) -> Callback:
+    """One function that passes an event to every callback in ``callbacks`` (read at each call, so callbacks
+    added later are reached), logging rather than raising a callback's error."""
+
     def emit(event: dict[str, Any]) -> None:
         for callback in callbacks:
             try:
