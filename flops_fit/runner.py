@@ -255,6 +255,11 @@ class SweepHandle:
         with self._events_lock:
             self.events.append(event)
 
+    def events_since(self, index: int) -> list[dict[str, Any]]:
+        """The events after the first ``index`` (a reader keeps its own count and polls)."""
+        with self._events_lock:
+            return self.events[index:]
+
     def _main(self) -> None:
         try:
             self._sweep.run()

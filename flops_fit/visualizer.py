@@ -143,3 +143,26 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
     fig.update_layout(title="Compute-optimal scaling: fitted power laws, extended to the extrapolation targets",
                       template="plotly_white")
     return fig
+
+
+def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
+    """Loss against tokens seen, one line per run, coloured by budget (``runs`` maps run_id to budget and N)."""
+    go, _ = _plotly()
+    fig = go.Figure()
+    info = runs.drop_duplicates("run_id").set_index("run_id")
+    colours = _budget_colours(list(info["budget"].unique())) if len(info) else {}
+    shown: set[float] = set()
+    for run_id, curve in curves.groupby("run_id", sort=False):
+        if run_id not in info.index or curve.empty:
+            continue
+        budget, params = info.at[run_id, "budget"], info.at[run_id, "params"]
+        name = f"{budget_label(budget)} FLOPs"
+        fig.add_trace(go.Scatter(
+            x=curve["tokens"], y=curve["loss"], mode="lines", name=name, legendgroup=name,
+            showlegend=budget not in shown, line={"color": colours[budget], "width": 1.5},
+            hovertemplate=f"N={human(params)}<br>tokens=%{{x:.3s}}<br>loss=%{{y:.4f}}<extra>{name}</extra>"))
+        shown.add(budget)
+    fig.update_layout(title="Training loss along each run", xaxis_title="tokens seen", yaxis_title="training loss",
+                      template="plotly_white", legend_title="budget")
+    fig.update_xaxes(type="log", exponentformat="power")
+    return fig

@@ -1,0 +1,196 @@
+"""What the widgets show while a sweep is planned and run: pure functions of DataFrames.
+
+The widgets in :mod:`flops_fit.widgets` only lay out controls and draw what these
+return, so everything here is tested without a notebook or a browser.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._format import budget_label, human
+from .result import Result
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+FINISHED = ("completed", "diverged", "failed")
+
+
+def budget_options(low: float = 1e9, high: float = 1e25) -> list[float]:
+    """Budgets a slider offers: 1 and 3 times each power of ten from ``low`` to ``high``.
+
+    >>> [f"{c:.0e}" for c in budget_options(1e17, 1e18)]
+    ['1e+17', '3e+17', '1e+18']
+    """
+    values = []
+    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        values += [10.0**exponent, 3 * 10.0**exponent]
+    return [v for v in values if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+
+
+def budget_grid(low: float, high: float, count: int) -> list[float]:
+    """``count`` budgets evenly spaced in log C from ``low`` to ``high``, each rounded to 2 significant digits.
+
+    >>> budget_grid(1e17, 1e21, 5)
+    [1e+17, 1e+18, 1e+19, 1e+20, 1e+21]
+    >>> budget_grid(1e18, 1e19, 3)
+    [1e+18, 3.2e+18, 1e+19]
+    """
+    if count < 2 or not 0 < low < high:
+        raise ValueError(f"budget_grid needs 0 < low < high and count >= 2; got {low}, {high}, {count}")
+    return [float(f"{c:.2g}") for c in np.geomspace(low, high, count)]
+
+
+def plan_summary(plan: pd.DataFrame, mode: str, flops_per_second: float | None = None) -> dict[str, Any]:
+    """Runs, budgets, total compute and an estimated wall time for a plan.
+
+    Mock runs take about a millisecond each; real ones take their FLOPs divided by
+    ``flops_per_second`` (unknown when it is None).
+    """
+    total = float((plan["flops_per_token"] * plan["tokens"]).sum())
+    if mode == "mock":
+        seconds = 0.002 * len(plan)
+    elif flops_per_second:
+        seconds = total / flops_per_second
+    else:
+        seconds = float("nan")
+    return {"runs": len(plan), "budgets": int(plan["budget"].nunique()), "total_flops": total, "seconds": seconds}
+
+
+def duration(seconds: float) -> str:
+    """A wall time the way people say it.
+
+    >>> duration(0.09), duration(75), duration(5400), duration(3 * 86400)
+    ('under a second', '1.2 min', '1.5 h', '3 days')
+    """
+    if not math.isfinite(seconds):
+        return "unknown"
+    if seconds < 1:
+        return "under a second"
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.2g} {unit}"
+    return f"{seconds:.2g} s"
+
+
+def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
+    """The plan as people read it: budget, knob value, N, D and D/N per run."""
+    return pd.DataFrame({
+        "budget": plan["budget"].map(budget_label),
+        "size": plan["size"].astype(int),
+        "N": plan["params"].map(human),
+        "D": plan["tokens"].map(human),
+        "D/N": (plan["tokens"] / plan["params"]).map(lambda r: f"{r:.3g}"),
+    }).reset_index(drop=True)
+
+
+def runs_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Every planned run with its status and, once finished, its loss."""
+    loss = pd.to_numeric(results["loss"], errors="coerce") if "loss" in results else pd.Series(np.nan, results.index)
+    return pd.DataFrame({
+        "budget": results["budget"].map(budget_label),
+        "N": results["params"].map(human),
+        "D": results["tokens"].map(human),
+        "status": results["status"].astype(str),
+        "loss": [f"{v:.4f}" if math.isfinite(v) else "" for v in loss.astype(float)],
+    }).reset_index(drop=True)
+
+
+def status_counts(results: pd.DataFrame) -> dict[str, int]:
+    """Runs per status, every status present (0 where none)."""
+    counts = results["status"].value_counts()
+    return {s: int(counts.get(s, 0)) for s in ("completed", "diverged", "failed", "pending")}
+
+
+@dataclass
+class Snapshot:
+    """A sweep as it stands: every planned run, the fit of what completed so far, and why a fit is missing."""
+
+    results: pd.DataFrame
+    result: Result | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return status_counts(self.results)
+
+    @property
+    def finished(self) -> int:
+        return int(self.results["status"].isin(FINISHED).sum())
+
+    @property
+    def has_laws(self) -> bool:
+        return self.result is not None and not self.result.laws.empty
+
+
+def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
+             extrapolate_to: Sequence[float] | None = None) -> Snapshot:
+    """Fit whatever has completed: optima for budgets with 3 or more sizes, laws once 2 budgets have one.
+
+    Fit warnings are collected into ``notes`` instead of being raised, since a sweep
+    part-way through is expected to be missing things.
+    """
+    snap = Snapshot(results=results)
+    if not (results["status"] == "completed").any():
+        snap.notes.append("No run has completed yet.")
+        return snap
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to)
+        except ValueError as exc:
+            snap.notes.append(str(exc))
+    snap.notes += [str(w.message) for w in caught]
+    return snap
+
+
+def isoflops_figure(snap: Snapshot) -> go.Figure:
+    """The IsoFLOP figure of what completed so far (empty axes before the first run lands)."""
+    from .visualizer import plot_isoflops
+
+    if snap.result is not None:
+        return plot_isoflops(snap.result.results, snap.result.optima)
+    return _placeholder("IsoFLOP curves (Approach 2)", "parameters N", "final loss", "waiting for the first run",
+                        log_x=True)
+
+
+def laws_figure(snap: Snapshot) -> go.Figure:
+    """The scaling-law panel, or empty axes saying what it waits for."""
+    from .visualizer import plot_scaling_laws
+
+    if snap.has_laws:
+        return plot_scaling_laws(snap.result.optima, snap.result.laws, snap.result.targets)
+    located = 0 if snap.result is None else int(snap.result.optima["usable"].astype(bool).sum())
+    return _placeholder("Compute-optimal scaling", "compute C (FLOPs)", "optimal parameters N<sub>opt</sub>",
+                        f"the power laws appear once 2 budgets have a located minimum ({located} so far)",
+                        log_x=True)
+
+
+def curves_figure(curves: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
+    """Loss along each run that has logged any steps."""
+    from .visualizer import plot_loss_curves
+
+    if curves.empty:
+        return _placeholder("Training loss along each run", "tokens seen", "training loss",
+                            "curves appear as runs log steps", log_x=True)
+    return plot_loss_curves(curves, results)
+
+
+def _placeholder(title: str, x_title: str, y_title: str, message: str, *, log_x: bool = False) -> go.Figure:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
+                      annotations=[{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                                    "x": 0.5, "y": 0.5, "font": {"color": "grey"}}])
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig

@@ -1,0 +1,218 @@
+"""SweepDesigner: choose budgets and sizes with sliders, see the plan, press Run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from .._checks import check_choice, check_seed, param_error
+from ..live import budget_grid, budget_options, duration, plan_summary, plan_table
+from ..mock import PlantedLaw, check_law
+from ..runner import MODES
+from ..sweep import plan_sweep
+from ._deps import require_widgets
+from .monitor import SweepMonitor
+
+logger = logging.getLogger(__name__)
+
+
+class SweepDesigner:
+    """Plan an IsoFLOP sweep with widgets, then run it live in a :class:`SweepMonitor`.
+
+    Budgets are chosen on a log scale (a range and how many budgets in it), sizes by
+    points per budget, the span of N at each budget and the D/N prior around which it
+    is centred. The plan, its total compute and an estimated time update as the
+    controls move; a plan that cannot be built says why and disables Run.
+
+    Parameters
+    ----------
+    model_cls, model_size_param, dataset, loss_fn
+        As for :func:`~flops_fit.find_optimal`. Without ``dataset`` and ``loss_fn``
+        only mock mode is offered.
+    budgets : (float, float), default (1e17, 1e21)
+        The initial budget range, each end a 1 or 3 times a power of ten.
+    n_budgets : int, default 5
+        Budgets spread evenly in log C over the range.
+    points_per_budget, tokens_per_param, size_span
+        The initial sizes per budget, D/N prior and span of N (see :func:`~flops_fit.plan_sweep`).
+    mode : {"mock", "local"}, default "mock"
+    flops_per_second : float, optional
+        What training reaches here, for the time estimate of ``"local"`` runs; by
+        default 30 % of a matrix-multiply peak measured on this machine.
+    run_options
+        ``law``, ``seed``, ``store``, ``train_config``, ``eval_dataset``, ``executor``... go to
+        :func:`~flops_fit.run_sweep`; ``model_kwargs``, ``flop_convention``, ``multiple_of``
+        and ``size_range`` to :func:`~flops_fit.plan_sweep`.
+
+    Examples
+    --------
+    >>> from flops_fit.examples import GPT
+    >>> from flops_fit.widgets import SweepDesigner
+    >>> designer = SweepDesigner(GPT, "d_model", model_kwargs={"n_layer": 4})
+    >>> designer.n_budgets.value = 3
+    >>> designer.budgets
+    [1e+17, 1e+19, 1e+21]
+    >>> len(designer.plan)
+    27
+    >>> designer.run_button.click()
+    >>> designer.monitor.wait()["status"].value_counts().to_dict()
+    {'completed': 27}
+    """
+
+    def __init__(
+        self,
+        model_cls: Callable[..., Any],
+        model_size_param: str,
+        dataset: Any = None,
+        loss_fn: Callable[..., Any] | None = None,
+        *,
+        budgets: tuple[float, float] = (1e17, 1e21),
+        n_budgets: int = 5,
+        points_per_budget: int = 9,
+        tokens_per_param: float = 20.0,
+        size_span: float = 100.0,
+        mode: str = "mock",
+        flops_per_second: float | None = None,
+        law: PlantedLaw | None = None,
+        seed: int = 0,
+        model_kwargs: Mapping[str, Any] | None = None,
+        flop_convention: Any = "6N",
+        multiple_of: int = 1,
+        size_range: tuple[int, int] | None = None,
+        extrapolate_to: Sequence[float] | None = None,
+        **run_options: Any,
+    ) -> None:
+        require_widgets("SweepDesigner")
+        import ipywidgets as W
+
+        func = "SweepDesigner"
+        if not callable(model_cls):
+            raise param_error("model_cls", func, "a model factory such as flops_fit.examples.GPT", model_cls)
+        if not isinstance(model_size_param, str):
+            raise param_error("model_size_param", func, "the name of the integer size knob, e.g. 'd_model'",
+                              model_size_param)
+        check_choice(mode, "mode", func, MODES)
+        can_train = dataset is not None and loss_fn is not None
+        if mode == "local" and not can_train:
+            raise param_error("mode", func, "'mock' when no dataset and loss_fn are given", mode,
+                              "Pass dataset= and loss_fn= to train for real.")
+        check_seed(seed, func)
+        check_law(law, func)
+        options = budget_options()
+        low, high = (float(b) for b in budgets)
+        if low not in options or high not in options or low >= high:
+            raise param_error("budgets", func, "two increasing values from 1e9 to 1e25, each 1 or 3 times a "
+                              "power of ten", budgets, "For example budgets=(1e17, 1e21).")
+        self.model_cls, self.model_size_param = model_cls, model_size_param
+        self.dataset, self.loss_fn = dataset, loss_fn
+        self.law, self.seed, self.extrapolate_to = law, seed, extrapolate_to
+        self.plan_options = {"model_kwargs": model_kwargs, "flop_convention": flop_convention,
+                             "multiple_of": multiple_of, "size_range": size_range}
+        self.run_options = run_options
+        self._flops_per_second = flops_per_second
+        self.monitor: SweepMonitor | None = None
+        self.plan: pd.DataFrame | None = None
+        self.error: str | None = None
+
+        style = {"description_width": "150px"}
+        wide = W.Layout(width="520px")
+        self.budget_range = W.SelectionRangeSlider(
+            options=[(f"{c:.0e}".replace("e+", "e"), c) for c in options], value=(low, high),
+            description="budget range (FLOPs)", continuous_update=False, style=style, layout=wide)
+        self.n_budgets = W.IntSlider(value=n_budgets, min=2, max=9, description="budgets",
+                                     continuous_update=False, style=style, layout=wide)
+        self.points = W.IntSlider(value=points_per_budget, min=3, max=15, description="sizes per budget",
+                                  continuous_update=False, style=style, layout=wide)
+        self.size_span = W.FloatLogSlider(value=size_span, base=10, min=0.5, max=3, step=0.1,
+                                          description="N span (max/min)", continuous_update=False, style=style,
+                                          layout=wide, readout_format=".3g")
+        self.tokens_per_param = W.FloatLogSlider(value=tokens_per_param, base=10, min=0, max=3, step=0.05,
+                                                 description="D/N prior", continuous_update=False, style=style,
+                                                 layout=wide, readout_format=".3g")
+        self.mode = W.ToggleButtons(options=list(MODES) if can_train else ["mock"], value=mode,
+                                    description="mode", style=style,
+                                    tooltips=["simulate a known law, no training", "train every run here"][
+                                        : 2 if can_train else 1])
+        self.summary = W.HTML()
+        self.table = W.HTML(layout=W.Layout(max_height="260px", overflow="auto"))
+        self.run_button = W.Button(description="Run sweep", icon="play", button_style="primary")
+        self.run_button.on_click(lambda _: self.run())
+        self.monitor_box = W.VBox()
+        controls = W.VBox([self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
+                           self.mode])
+        self.widget = W.VBox([controls, self.summary, self.table, self.run_button, self.monitor_box])
+        self.widget.add_class("flops-fit-designer")
+        for control in (self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
+                        self.mode):
+            control.observe(lambda _: self.replan(), names="value")
+        self.replan()
+
+    @property
+    def budgets(self) -> list[float]:
+        """The budgets the controls describe."""
+        low, high = self.budget_range.value
+        return budget_grid(low, high, self.n_budgets.value)
+
+    def replan(self) -> None:
+        """Plan again from the controls (called whenever one changes)."""
+        data: dict[str, Any] = {}
+        if self.mode.value == "local":  # what run ids, token counts and FLOP conventions read from the data
+            from ..trainer import TrainConfig, sample_pair, tokens_per_sample
+
+            data = {"example_input": sample_pair(self.dataset, 0, "dataset")[0],
+                    "tokens_per_sample": tokens_per_sample(self.dataset),
+                    "train_config": self.run_options.get("train_config") or TrainConfig()}
+        try:
+            self.plan = plan_sweep(self.model_cls, self.model_size_param, self.budgets,
+                                   points_per_budget=self.points.value, size_span=self.size_span.value,
+                                   tokens_per_param=self.tokens_per_param.value, **self.plan_options, **data)
+            self.error = None
+        except (ValueError, TypeError) as exc:  # a budget no size can serve, a factory that rejects a knob...
+            self.plan, self.error = None, str(exc)
+        self._show_plan()
+
+    def _show_plan(self) -> None:
+        running = self.monitor is not None and not self.monitor.handle.done
+        self.run_button.disabled = self.plan is None or running
+        if self.plan is None:
+            self.summary.value = (f"<pre style='color:crimson; white-space:pre-wrap'>No plan: "
+                                  f"{escape(self.error or '')}</pre>")
+            self.table.value = ""
+            return
+        mode = self.mode.value
+        info = plan_summary(self.plan, mode, self._throughput() if mode == "local" else None)
+        how = "simulated" if mode == "mock" else f"at {self._throughput():.3g} FLOP/s"
+        self.summary.value = (f"<b>{info['runs']} runs</b> over {info['budgets']} budgets, total "
+                              f"<b>{info['total_flops']:.3g} FLOPs</b>; estimated time "
+                              f"<b>{duration(info['seconds'])}</b> ({how})")
+        self.table.value = plan_table(self.plan).to_html(index=False, border=0)
+
+    def _throughput(self) -> float:
+        if self._flops_per_second is None:  # measured once, when local mode is first chosen
+            from ..trainer import peak_flops, pick_device
+
+            self._flops_per_second = 0.3 * peak_flops(pick_device())
+        return self._flops_per_second
+
+    def run(self) -> SweepMonitor:
+        """Start the planned sweep in the background and show it live below the controls."""
+        if self.plan is None:
+            raise ValueError(f"SweepDesigner.run: there is no plan to run: {self.error}")
+        if self.monitor is not None and not self.monitor.handle.done:
+            raise RuntimeError("SweepDesigner.run: a sweep is still running; stop it or wait for it first")
+        extra = {"law": self.law, "seed": self.seed} if self.mode.value == "mock" else {}
+        self.monitor = SweepMonitor.start(
+            self.plan, self.model_cls, self.dataset, self.loss_fn, mode=self.mode.value,
+            model_size_param=self.model_size_param, extrapolate_to=self.extrapolate_to, **extra,
+            **self.run_options)
+        self.monitor_box.children = [self.monitor.widget]
+        self.run_button.disabled = True
+        self.monitor.add_done_callback(lambda _: setattr(self.run_button, "disabled", self.plan is None))
+        return self.monitor
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)

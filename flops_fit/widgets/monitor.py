@@ -1,0 +1,263 @@
+"""SweepMonitor: a live view of a sweep running in the background."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from .._checks import check_number, param_error
+from ..live import (FINISHED, Snapshot, curves_figure, duration, isoflops_figure, laws_figure, runs_table,
+                    snapshot)
+from ..result import Result
+from ..runner import SweepHandle, run_sweep
+from ._deps import require_widgets
+from .figure import LiveFigure
+
+logger = logging.getLogger(__name__)
+
+_BAR_STYLE = {"completed": "success", "diverged": "danger", "failed": "danger"}
+
+
+class SweepMonitor:
+    """Watch a background sweep: a bar per run, streaming loss curves, IsoFLOP and scaling-law figures
+    refitted as each run lands, a table of runs, and a Stop button that keeps what finished.
+
+    The sweep runs in its own thread (``run_sweep(..., background=True)``) and the monitor
+    redraws from another, at most every ``refresh_every`` seconds, so the kernel stays free
+    for other cells. Figures are :class:`~flops_fit.widgets.LiveFigure` objects: a page
+    reload or saved widget state shows everything they held.
+
+    Parameters
+    ----------
+    handle : SweepHandle
+        What ``run_sweep(..., background=True)`` returned; or use :meth:`start`.
+    refresh_every : float, default 0.25
+        Seconds between redraws (loss curves redraw at most once a second).
+    extrapolate_to : sequence of float, optional
+        Budgets the scaling-law panel extends to (default 10x and 100x the largest).
+
+    Examples
+    --------
+    >>> from flops_fit import plan_sweep
+    >>> from flops_fit.examples import GPT
+    >>> from flops_fit.widgets import SweepMonitor
+    >>> plan = plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19], model_kwargs={"n_layer": 4})
+    >>> monitor = SweepMonitor.start(plan, mode="mock")
+    >>> monitor.wait()["status"].value_counts().to_dict()
+    {'completed': 27}
+    >>> monitor.snapshot.finished, monitor.isoflops.state_points() >= 27
+    (27, True)
+    """
+
+    def __init__(self, handle: SweepHandle, *, refresh_every: float = 0.25,
+                 extrapolate_to: Sequence[float] | None = None) -> None:
+        require_widgets("SweepMonitor")
+        import ipywidgets as W
+
+        if not isinstance(handle, SweepHandle):
+            raise param_error("handle", "SweepMonitor", "the SweepHandle of run_sweep(..., background=True)",
+                              type(handle).__name__, "Or call SweepMonitor.start(plan, ...) to start one.")
+        self.handle = handle
+        self.refresh_every = check_number(refresh_every, "refresh_every", "SweepMonitor", above=0)
+        self.extrapolate_to = extrapolate_to
+        self._started = time.perf_counter()
+        self._cursor = 0  # events read so far
+        self._steps: dict[str, tuple[int, int]] = {}  # run_id -> (step, steps)
+        self._live: dict[str, list[dict[str, float]]] = {}  # run_id -> logged points of a run in progress
+        self._drawn_finished = -1
+        self._curves_drawn_at = 0.0
+        self._finished_curves = pd.DataFrame(columns=["run_id", "tokens", "loss"])
+        self._lock = threading.Lock()
+        self._on_done: list[Callable[[SweepMonitor], None]] = []
+        self._over = False
+
+        results = handle.results()
+        self.snapshot: Snapshot = Snapshot(results=results)
+        self.status = W.HTML()
+        self.overall = W.IntProgress(value=0, min=0, max=len(results), description="runs", bar_style="info")
+        self.stop_button = W.Button(description="Stop", icon="stop", button_style="warning",
+                                    tooltip="End the sweep after the current run (or step); finished runs are kept")
+        self.stop_button.on_click(lambda _: self.stop())
+        self.bars: dict[str, Any] = {}
+        rows = []
+        for row in results.itertuples():
+            bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="180px"))
+            self.bars[row.run_id] = bar
+            label = W.HTML(f"<code>{escape(str(row.run_id))}</code> {row.budget:.3g} FLOPs, "
+                           f"N={row.params:,.0f}", layout=W.Layout(width="420px"))
+            rows.append(W.HBox([label, bar]))
+        self.runs_box = W.VBox(rows, layout=W.Layout(max_height="200px", overflow="auto"))
+        self.isoflops = LiveFigure(isoflops_figure(self.snapshot), height=430)
+        self.laws = LiveFigure(laws_figure(self.snapshot), height=380)
+        self.curves = LiveFigure(curves_figure(self._finished_curves, results), height=330)
+        self.table = W.HTML()
+        self.optima = W.HTML()
+        self.notes = W.HTML()
+        tables = W.HBox([W.VBox([W.HTML("<b>Runs</b>"), self.table],
+                                layout=W.Layout(max_height="320px", overflow="auto", width="55%")),
+                         W.VBox([W.HTML("<b>Optima so far</b>"), self.optima], layout=W.Layout(width="45%"))])
+        self.widget = W.VBox([W.HBox([self.overall, self.stop_button, self.status]), self.runs_box,
+                              self.isoflops.widget, self.laws.widget, self.curves.widget, tables, self.notes])
+        self.widget.add_class("flops-fit-monitor")
+        self.table.add_class("flops-fit-runs")
+        self._refreshed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="flops_fit-monitor", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls, plan: pd.DataFrame, *args: Any, refresh_every: float = 0.25,
+              extrapolate_to: Sequence[float] | None = None, **run_options: Any) -> SweepMonitor:
+        """Start ``run_sweep(plan, *args, background=True, **run_options)`` and monitor it."""
+        handle = run_sweep(plan, *args, background=True, **run_options)
+        return cls(handle, refresh_every=refresh_every, extrapolate_to=extrapolate_to)
+
+    # -- what users call ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """End the sweep after the current run (or step, when training here); what finished is kept."""
+        self.handle.stop()
+        self.stop_button.disabled = True
+        self.stop_button.description = "Stopping"
+
+    def wait(self, timeout: float | None = None) -> pd.DataFrame:
+        """Block until the sweep ends and the last redraw is done; returns the results frame."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = self.handle.wait(timeout)
+        self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return results
+
+    def result(self) -> Result | None:
+        """The fit of everything that completed (None before any run completed)."""
+        return self.snapshot.result
+
+    def add_done_callback(self, callback: Callable[[SweepMonitor], None]) -> None:
+        """Call ``callback(monitor)`` once the sweep is over and drawn (at once if it already is)."""
+        with self._lock:
+            if not self._over:
+                self._on_done.append(callback)
+                return
+        callback(self)
+
+    @property
+    def done(self) -> bool:
+        return self.handle.done and not self._thread.is_alive()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- redrawing ---------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            over = self.handle.done
+            try:
+                self.refresh(final=over)
+            except Exception as exc:  # a display bug must not hide the sweep's own progress
+                logger.exception("SweepMonitor could not redraw")
+                self.notes.value = f"<span style='color:crimson'>display error: {escape(repr(exc))}</span>"
+            if over:
+                with self._lock:
+                    self._over = True
+                    callbacks = list(self._on_done)
+                for callback in callbacks:
+                    callback(self)
+                return
+            time.sleep(self.refresh_every)
+
+    def refresh(self, final: bool = False) -> None:
+        """Read new events and redraw what changed (the background thread calls this)."""
+        with self._lock:
+            events = self.handle.events_since(self._cursor)
+            self._cursor += len(events)
+            if not events and not final and self._drawn_finished >= 0:  # nothing new: just the clock
+                self._update_status(None, final)
+                return
+            for event in events:
+                self._read(event)
+            results = self.handle.results()
+            self._update_bars(results)
+            finished = int(results["status"].isin(FINISHED).sum())
+            if finished != self._drawn_finished:
+                self._drawn_finished = finished
+                self.snapshot = snapshot(results, extrapolate_to=self.extrapolate_to)
+                self._finished_curves = self.handle.curves()
+                self.isoflops.show(isoflops_figure(self.snapshot))
+                self.laws.show(laws_figure(self.snapshot))
+                self.table.value = runs_table(results).to_html(index=False, border=0)
+                self.optima.value = self._optima_html()
+                self.notes.value = "".join(f"<div style='color:#8a6d3b'>{escape(n)}</div>"
+                                           for n in self.snapshot.notes)
+                self._draw_curves(results)
+            elif self._live and time.perf_counter() - self._curves_drawn_at > 1.0:
+                self._draw_curves(results)
+            self._update_status(results, final)
+            if final:
+                self.snapshot = snapshot(results, curves=self.handle.curves(), extrapolate_to=self.extrapolate_to)
+
+    def _read(self, event: dict[str, Any]) -> None:
+        run_id, kind = event.get("run_id"), event["type"]
+        if kind == "run_start":
+            self._steps[run_id] = (0, int(event["steps"]))
+            self._live[run_id] = []
+        elif kind == "step":
+            self._steps[run_id] = (int(event["step"]), int(event["steps"]))
+            self._live.setdefault(run_id, []).append({"run_id": run_id, "tokens": event["tokens"],
+                                                      "loss": event["loss"]})
+        elif kind == "run_end":
+            self._live.pop(run_id, None)
+
+    def _update_bars(self, results: pd.DataFrame) -> None:
+        for run_id, status in zip(results["run_id"], results["status"]):
+            bar = self.bars[run_id]
+            if status in FINISHED:
+                bar.max = max(bar.max, 1)
+                bar.value, bar.bar_style = bar.max, _BAR_STYLE[status]
+            elif run_id in self._steps:
+                step, steps = self._steps[run_id]
+                bar.max, bar.value, bar.bar_style = max(steps, 1), step, "info"
+        self.overall.value = int(results["status"].isin(FINISHED).sum())
+
+    def _draw_curves(self, results: pd.DataFrame) -> None:
+        live = [pd.DataFrame(points) for points in self._live.values() if points]
+        curves = pd.concat([self._finished_curves, *live], ignore_index=True) if live else self._finished_curves
+        self.curves.show(curves_figure(curves, results))
+        self._curves_drawn_at = time.perf_counter()
+
+    def _optima_html(self) -> str:
+        result = self.snapshot.result
+        if result is None or result.optima.empty:
+            return "<i>none yet: a budget needs 3 completed sizes</i>"
+        table = result.table()
+        shown = pd.DataFrame({
+            "compute": table["compute"].map(lambda c: f"{c:.2e}"),
+            "N_opt": table["params"].map(lambda v: f"{v:,.3g}"),
+            "D_opt": table["tokens"].map(lambda v: f"{v:,.3g}"),
+            "loss": table["loss"].map(lambda v: f"{v:.3f}"),
+            "source": table["source"],
+        })
+        return shown.to_html(index=False, border=0)
+
+    def _update_status(self, results: pd.DataFrame | None, final: bool) -> None:
+        if results is None:
+            results = self.snapshot.results
+        counts = results["status"].value_counts().to_dict()
+        finished = int(results["status"].isin(FINISHED).sum())
+        elapsed = duration(time.perf_counter() - self._started)
+        detail = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "pending")
+        if not final:
+            self.status.value = f"running: {finished} of {len(results)} runs finished ({detail or 'none yet'}), {elapsed}"
+            return
+        self.stop_button.disabled = True
+        self.stop_button.description = "Stopped" if counts.get("pending") else "Done"
+        if self.handle.error is not None:
+            text = f"<span style='color:crimson'>the sweep failed: {escape(repr(self.handle.error))}</span>"
+        elif counts.get("pending"):
+            text = (f"stopped: kept {finished} finished runs ({detail}); {counts['pending']} not run. Run the "
+                    "same plan again (with the same store) to finish them.")
+        else:
+            text = f"done: {detail} in {elapsed}"
+        self.status.value = text

@@ -1,0 +1,164 @@
+"""The widgets without a browser: set values, click, assert on the state a view would be built from."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
+
+from flops_fit import PlantedLaw, plan_sweep, run_sweep  # noqa: E402
+from flops_fit.examples import GPT  # noqa: E402
+from flops_fit.widgets import LiveFigure, SweepDesigner, SweepMonitor  # noqa: E402
+
+GPT4 = {"n_layer": 4}
+
+
+def run_markers(live: LiveFigure) -> int:
+    """Points of finished runs in an IsoFLOP LiveFigure's synced state (what a reloaded view draws)."""
+    return sum(len(t["x"]) for t in live.widget._widget_data
+               if t.get("mode") == "markers" and t.get("marker", {}).get("symbol") != "star")
+
+
+def test_live_figure_state_holds_every_update():
+    import plotly.graph_objects as go
+
+    live = LiveFigure(go.Figure(go.Scatter(x=[], y=[], mode="markers")))
+    for n in range(1, 6):  # same trace kinds: restyled in place
+        live.show(go.Figure(go.Scatter(x=list(range(n)), y=list(range(n)), mode="markers")))
+    assert live.state_points() == 5
+    live.show(go.Figure([go.Scatter(x=[1, 2], y=[1, 2]), go.Bar(x=[1], y=[3])]))  # new kinds: replaced
+    state = live.widget.get_state()
+    assert [t["type"] for t in state["_widget_data"]] == ["scatter", "bar"]
+    assert live.state_points() == 3
+    assert list(live.widget.data[0].x) == [1, 2]
+
+
+def test_designer_plans_from_its_controls():
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4)
+    assert designer.budgets == [1e17, 1e18, 1e19, 1e20, 1e21]
+    assert len(designer.plan) == 45 and not designer.run_button.disabled
+    assert "45 runs" in designer.summary.value and "estimated time" in designer.summary.value
+    designer.n_budgets.value = 3
+    designer.points.value = 5
+    assert designer.budgets == [1e17, 1e19, 1e21]
+    assert len(designer.plan) == 15 and designer.table.value.count("</tr>") == 16  # header + 15 runs
+    designer.budget_range.value = (1e18, 1e19)
+    assert sorted(designer.plan["budget"].unique()) == [1e18, 3.2e18, 1e19]
+    designer.size_span.value = 10.0
+    spans = designer.plan.groupby("budget")["params"].agg(lambda p: p.max() / p.min())
+    assert (spans < 20).all()
+
+
+def test_designer_says_why_a_plan_cannot_be_built():
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4)
+    designer.budget_range.value = (1e9, 3e9)  # far below the smallest 4-layer GPT with a 50k vocabulary
+    assert designer.plan is None and designer.run_button.disabled
+    assert "No plan" in designer.summary.value and "cannot serve" in designer.summary.value
+    with pytest.raises(ValueError, match="no plan to run"):
+        designer.run()
+    designer.budget_range.value = (1e17, 1e21)
+    assert designer.plan is not None and not designer.run_button.disabled
+
+
+def test_designer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="'mode' parameter of SweepDesigner"):
+        SweepDesigner(GPT, "d_model", mode="local")  # no data to train on
+    with pytest.raises(ValueError, match="'budgets' parameter"):
+        SweepDesigner(GPT, "d_model", budgets=(1e21, 1e17))
+    with pytest.raises(ValueError, match="'model_cls' parameter"):
+        SweepDesigner("GPT", "d_model")
+    assert SweepDesigner(GPT, "d_model", model_kwargs=GPT4).mode.options == ("mock",)
+
+
+def test_run_button_runs_the_plan_live():
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, law=PlantedLaw(), seed=3)
+    designer.run_button.click()
+    monitor = designer.monitor
+    assert designer.monitor_box.children == (monitor.widget,)
+    results = monitor.wait(60)
+    assert results["status"].eq("completed").all() and len(results) == 45
+    assert run_markers(monitor.isoflops) == 45
+    assert monitor.table.value.count("completed") == 45
+    assert monitor.overall.value == 45 and all(bar.bar_style == "success" for bar in monitor.bars.values())
+    assert "done: 45 completed" in monitor.status.value
+    result = monitor.result()
+    assert abs(result.exponent("params") - PlantedLaw().a) < 0.02
+    assert monitor.laws.state_points() > 0 and "N_opt" in monitor.optima.value
+    deadline = time.monotonic() + 5
+    while designer.run_button.disabled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not designer.run_button.disabled  # ready for another sweep
+
+
+def test_stop_keeps_what_finished_and_the_kernel_stays_free():
+    plan = plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19], model_kwargs=GPT4)
+    gate = threading.Event()
+
+    def slow(event):  # each mock run takes 30 ms, or waits for the test to let it go
+        if event["type"] == "run_end":
+            gate.wait(0.03)
+
+    monitor = SweepMonitor.start(plan, mode="mock", callbacks=[slow], refresh_every=0.05)
+    seen = []
+    while len(seen) < 40 and not monitor.handle.done:  # the main thread keeps working meanwhile
+        seen.append(run_markers(monitor.isoflops))
+        time.sleep(0.02)
+    monitor.stop_button.click()
+    results = monitor.wait(30)
+    finished = int(results["status"].eq("completed").sum())
+    assert 0 < finished < len(plan) and results["status"].isin(["completed", "pending"]).all()
+    assert max(seen) > min(seen)  # points arrived while the test ran
+    assert run_markers(monitor.isoflops) == finished
+    assert "stopped: kept" in monitor.status.value and monitor.stop_button.disabled
+    assert monitor.table.value.count("pending") == len(plan) - finished
+
+
+def test_monitor_streams_steps_of_local_training():
+    from flops_fit import TrainConfig
+    from flops_fit.examples import lm_loss, stdlib_datasets
+
+    train, held = stdlib_datasets(seq_len=16, max_bytes=200_000)
+    designer = SweepDesigner(
+        GPT, "d_model", train, lm_loss, mode="local", budgets=(1e9, 3e9), n_budgets=2, points_per_budget=3,
+        tokens_per_param=100, size_span=4, multiple_of=2, eval_dataset=held, flops_per_second=1e10,
+        model_kwargs={"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2},
+        train_config=TrainConfig(lr=3e-3, batch_size=16, log_points=10))
+    assert designer.mode.options == ("mock", "local") and "at 1e+10 FLOP/s" in designer.summary.value
+    monitor = designer.run()
+    results = monitor.wait(120)
+    assert results["status"].eq("completed").all()
+    steps = {e["run_id"]: e["steps"] for e in monitor.handle.events if e["type"] == "run_start"}
+    assert {rid: bar.max for rid, bar in monitor.bars.items()} == steps  # a bar per run, sized to its steps
+    assert monitor.curves.state_points() == len(monitor.handle.curves()) >= 6 * 10  # every logged point drawn
+    assert results["steps"].tolist() == [steps[r] for r in results["run_id"]]
+
+
+def test_monitor_rejects_what_is_not_a_handle():
+    plan = plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19], model_kwargs=GPT4)
+    with pytest.raises(ValueError, match="'handle' parameter of SweepMonitor"):
+        SweepMonitor(run_sweep(plan, mode="mock"))
+
+
+def test_missing_widget_packages_get_an_install_hint(monkeypatch):
+    import importlib.util
+
+    from flops_fit.widgets import _deps
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "anywidget" else real(name, *a))
+    with pytest.raises(ImportError, match=r'pip install "flops_fit\[notebooks\]" \(missing: anywidget\)'):
+        _deps.require_widgets("SweepDesigner")
+
+
+def test_monitor_shows_a_resumed_sweep_at_once(tmp_path):
+    plan = plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19], model_kwargs=GPT4)
+    run_sweep(plan, mode="mock", store=tmp_path)
+    monitor = SweepMonitor.start(plan, mode="mock", store=tmp_path)
+    results = monitor.wait(30)
+    assert isinstance(results, pd.DataFrame) and results["status"].eq("completed").all()
+    assert run_markers(monitor.isoflops) == len(plan) and monitor.overall.value == len(plan)
