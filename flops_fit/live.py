@@ -152,45 +152,46 @@ def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
     return snap
 
 
+def targets_for(budgets: Sequence[float], extrapolate_to: Sequence[float] | None = None) -> list[float]:
+    """What to extrapolate to: ``extrapolate_to``, else 10x and 100x the largest budget (as :class:`Result`)."""
+    return list(extrapolate_to) if extrapolate_to else [10 * max(budgets), 100 * max(budgets)]
+
+
+def _fits(snap: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from .analyzer import LAW_COLUMNS, OPTIMA_COLUMNS
+
+    if snap.result is None:
+        return pd.DataFrame(columns=OPTIMA_COLUMNS), pd.DataFrame(columns=LAW_COLUMNS)
+    return snap.result.optima, snap.result.laws
+
+
 def isoflops_figure(snap: Snapshot) -> go.Figure:
-    """The IsoFLOP figure of what completed so far (empty axes before the first run lands)."""
+    """The IsoFLOP figure of what completed so far, with traces for every planned budget from the start
+    (so a redraw only changes data)."""
     from .visualizer import plot_isoflops
 
-    if snap.result is not None:
-        return plot_isoflops(snap.result.results, snap.result.optima)
-    return _placeholder("IsoFLOP curves (Approach 2)", "parameters N", "final loss", "waiting for the first run",
-                        log_x=True)
+    optima, _ = _fits(snap)
+    fig = plot_isoflops(snap.results, optima, budgets=sorted(snap.results["budget"].unique()))
+    if snap.result is None:
+        fig.update_layout(title="IsoFLOP curves (Approach 2): waiting for the first run")
+    return fig
 
 
-def laws_figure(snap: Snapshot) -> go.Figure:
-    """The scaling-law panel, or empty axes saying what it waits for."""
+def laws_figure(snap: Snapshot, targets: Sequence[float]) -> go.Figure:
+    """The scaling-law panel, extended to ``targets``; its traces are there (empty) before any law is fitted."""
     from .visualizer import plot_scaling_laws
 
-    if snap.has_laws:
-        return plot_scaling_laws(snap.result.optima, snap.result.laws, snap.result.targets)
-    located = 0 if snap.result is None else int(snap.result.optima["usable"].astype(bool).sum())
-    return _placeholder("Compute-optimal scaling", "compute C (FLOPs)", "optimal parameters N<sub>opt</sub>",
-                        f"the power laws appear once 2 budgets have a located minimum ({located} so far)",
-                        log_x=True)
+    optima, laws = _fits(snap)
+    fig = plot_scaling_laws(optima, laws, targets)
+    if laws.empty:
+        located = int(optima["usable"].astype(bool).sum()) if len(optima) else 0
+        fig.update_layout(title="Compute-optimal scaling: the power laws appear once 2 budgets have a located "
+                                f"minimum ({located} so far)")
+    return fig
 
 
 def curves_figure(curves: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
-    """Loss along each run that has logged any steps."""
+    """Loss along each planned run, empty until the run has logged."""
     from .visualizer import plot_loss_curves
 
-    if curves.empty:
-        return _placeholder("Training loss along each run", "tokens seen", "training loss",
-                            "curves appear as runs log steps", log_x=True)
     return plot_loss_curves(curves, results)
-
-
-def _placeholder(title: str, x_title: str, y_title: str, message: str, *, log_x: bool = False) -> go.Figure:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
-                      annotations=[{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
-                                    "x": 0.5, "y": 0.5, "font": {"color": "grey"}}])
-    if log_x:
-        fig.update_xaxes(type="log")
-    return fig

@@ -62,16 +62,25 @@ def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
     return dict(zip(ordered, sample_colorscale("Viridis", list(spots))))
 
 
-def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame) -> go.Figure:
-    """IsoFLOP curves: loss against N per budget, the fitted parabolas, and each budget's minimum."""
+def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None) -> go.Figure:
+    """IsoFLOP curves: loss against N per budget, the fitted parabolas, and each budget's minimum.
+
+    With ``budgets`` (say, every budget of a plan) each gets its three traces even before it
+    has data, so a figure redrawn as runs land keeps the same traces and only their data changes.
+    """
     go, _ = _plotly()
-    with warnings.catch_warnings():  # the fit already warned about left-out runs
-        warnings.simplefilter("ignore", FitWarning)
-        runs = prepare_results(results, "plot_isoflops")
-    colours = _budget_colours(list(runs["budget"].unique()))
+    if (results.get("status", pd.Series(["completed"])) == "completed").any():
+        with warnings.catch_warnings():  # the fit already warned about left-out runs
+            warnings.simplefilter("ignore", FitWarning)
+            runs = prepare_results(results, "plot_isoflops")
+    else:  # nothing has completed yet
+        runs = pd.DataFrame({"budget": [], "params": [], "tokens": [], "loss": []})
+    shown = sorted({*runs["budget"].unique(), *(budgets or [])})
+    colours = _budget_colours(shown)
     curves = parabola_data(optima)
     fig = go.Figure()
-    for budget, group in runs.groupby("budget", sort=True):
+    for budget in shown:
+        group = runs[runs["budget"] == budget]
         colour = colours[budget]
         name = f"{budget_label(budget)} FLOPs"
         fig.add_trace(go.Scatter(
@@ -81,11 +90,11 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame) -> go.Figure:
             hovertemplate="N=%{customdata[0]}<br>D=%{customdata[1]}<br>loss=%{y:.4f}<extra>" + name + "</extra>",
         ))
         line = curves[curves["budget"] == budget]
-        if not line.empty:
+        if not line.empty or budgets is not None:
             fig.add_trace(go.Scatter(x=line["params"], y=line["loss"], mode="lines", legendgroup=name,
                                      showlegend=False, line={"color": colour}, hoverinfo="skip"))
         best = optima.loc[(optima["budget"] == budget) & optima["has_minimum"].astype(bool)]
-        if not best.empty:
+        if not best.empty or budgets is not None:
             fig.add_trace(go.Scatter(
                 x=best["params_opt"], y=best["loss_opt"], mode="markers", legendgroup=name, showlegend=False,
                 marker={"symbol": "star", "size": 13, "color": "crimson", "opacity": 0.9,
@@ -97,7 +106,7 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame) -> go.Figure:
     fig.update_layout(title="IsoFLOP curves (Approach 2); stars mark each budget's fitted minimum",
                       xaxis_title="parameters N", yaxis_title="final loss", template="plotly_white",
                       legend_title="budget")
-    fig.update_xaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True})
+    fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, minor={"showgrid": True})
     return fig
 
 
@@ -105,10 +114,17 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
     """N_opt and D_opt against C: the budgets' optima, the fitted power laws extended to ``targets``, with bands."""
     go, make_subplots = _plotly()
     usable = optima.loc[optima["usable"].astype(bool)]
-    line = law_line_data(laws, optima["budget"].tolist(), targets)
-    exps = laws.set_index("quantity")["exponent"]
+    if laws.empty:  # no law yet (a sweep part-way through): the same traces, without data
+        keys = ["target_compute"] + [f"{k}{end}" for k in ("optimal_params", "optimal_tokens")
+                                     for end in ("", "_low", "_high")]
+        line = pd.DataFrame({k: [] for k in keys}, dtype=float)
+        exps = {"params": None, "tokens": None}
+    else:
+        line = law_line_data(laws, optima["budget"].tolist(), targets)
+        exps = laws.set_index("quantity")["exponent"].to_dict()
+    power = {q: "?" if e is None else f"{e:.3f}" for q, e in exps.items()}
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        f"N<sub>opt</sub> ∝ C<sup>{exps['params']:.3f}</sup>", f"D<sub>opt</sub> ∝ C<sup>{exps['tokens']:.3f}</sup>"))
+        f"N<sub>opt</sub> ∝ C<sup>{power['params']}</sup>", f"D<sub>opt</sub> ∝ C<sup>{power['tokens']}</sup>"))
     panels = [("params_opt", "optimal_params", "N<sub>opt</sub>", "optimal parameters N<sub>opt</sub>"),
               ("tokens_opt", "optimal_tokens", "D<sub>opt</sub>", "optimal tokens D<sub>opt</sub>")]
     for col, (column, key, label, axis_title) in enumerate(panels, start=1):
@@ -126,7 +142,7 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
                                  hovertemplate="C=%{x:.2e}<br>" + label + "=%{customdata}<extra></extra>"),
                       row=1, col=col)
         if len(targets):
-            preds = pd.DataFrame([predict_from_laws(laws, c) for c in targets])
+            preds = pd.DataFrame([predict_from_laws(laws, c) for c in targets]) if not laws.empty else line
             text = [f"{human(v)} ({human(lo)}–{human(hi)})"
                     for v, lo, hi in zip(preds[key], preds[f"{key}_low"], preds[f"{key}_high"])]
             fig.add_trace(go.Scatter(
@@ -137,7 +153,8 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
                 showlegend=col == 1, legendgroup="targets", customdata=text,
                 hovertemplate="C=%{x:.2e}<br>" + label + "=%{customdata}<extra>extrapolation</extra>"),
                 row=1, col=col)
-        fig.update_xaxes(type="log", dtick=1, exponentformat="power", title_text="compute C (FLOPs)", row=1, col=col)
+        fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, title_text="compute C (FLOPs)",
+                         row=1, col=col)
         fig.update_yaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True},
                          title_text=axis_title, row=1, col=col)
     fig.update_layout(title="Compute-optimal scaling: fitted power laws, extended to the extrapolation targets",
@@ -146,22 +163,22 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
 
 
 def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
-    """Loss against tokens seen, one line per run, coloured by budget (``runs`` maps run_id to budget and N)."""
+    """Loss against tokens seen: a line per run of ``runs`` (empty until it has logged), coloured by budget."""
     go, _ = _plotly()
     fig = go.Figure()
-    info = runs.drop_duplicates("run_id").set_index("run_id")
-    colours = _budget_colours(list(info["budget"].unique())) if len(info) else {}
+    runs = runs.drop_duplicates("run_id")
+    colours = _budget_colours(list(runs["budget"].unique())) if len(runs) else {}
+    by_run = dict(tuple(curves.groupby("run_id", sort=False))) if len(curves) else {}
+    empty = pd.DataFrame({"tokens": [], "loss": []})
     shown: set[float] = set()
-    for run_id, curve in curves.groupby("run_id", sort=False):
-        if run_id not in info.index or curve.empty:
-            continue
-        budget, params = info.at[run_id, "budget"], info.at[run_id, "params"]
-        name = f"{budget_label(budget)} FLOPs"
+    for run in runs.itertuples():
+        curve = by_run.get(run.run_id, empty)
+        name = f"{budget_label(run.budget)} FLOPs"
         fig.add_trace(go.Scatter(
             x=curve["tokens"], y=curve["loss"], mode="lines", name=name, legendgroup=name,
-            showlegend=budget not in shown, line={"color": colours[budget], "width": 1.5},
-            hovertemplate=f"N={human(params)}<br>tokens=%{{x:.3s}}<br>loss=%{{y:.4f}}<extra>{name}</extra>"))
-        shown.add(budget)
+            showlegend=run.budget not in shown, line={"color": colours[run.budget], "width": 1.5},
+            hovertemplate=f"N={human(run.params)}<br>tokens=%{{x:.3s}}<br>loss=%{{y:.4f}}<extra>{name}</extra>"))
+        shown.add(run.budget)
     fig.update_layout(title="Training loss along each run", xaxis_title="tokens seen", yaxis_title="training loss",
                       template="plotly_white", legend_title="budget")
     fig.update_xaxes(type="log", exponentformat="power")

@@ -41,6 +41,10 @@ class LiveFigure:
         with self._lock:
             widget = self.widget
             same_shape = [t.type for t in widget.data] == [t.type for t in fig.data]
+            # a relayout only sets what the new layout has: clear what it lacks (a placeholder's note, say)
+            gone = set(widget.layout.to_plotly_json()) - set(fig.layout.to_plotly_json()) - {"height"}
+            if gone:
+                widget.plotly_relayout({key: None for key in gone})
             with widget.batch_update():
                 if same_shape:
                     for trace, new in zip(widget.data, fig.data):

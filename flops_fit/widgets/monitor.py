@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from .._checks import check_number, param_error
+from .._format import budget_label, human
 from ..live import (FINISHED, Snapshot, curves_figure, duration, isoflops_figure, laws_figure, runs_table,
-                    snapshot)
+                    snapshot, targets_for)
 from ..result import Result
 from ..runner import SweepHandle, run_sweep
 from ._deps import require_widgets
@@ -78,6 +79,7 @@ class SweepMonitor:
         self._over = False
 
         results = handle.results()
+        self.targets = targets_for(results["budget"].unique(), extrapolate_to)
         self.snapshot: Snapshot = Snapshot(results=results)
         self.status = W.HTML()
         self.overall = W.IntProgress(value=0, min=0, max=len(results), description="runs", bar_style="info")
@@ -89,12 +91,12 @@ class SweepMonitor:
         for row in results.itertuples():
             bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="180px"))
             self.bars[row.run_id] = bar
-            label = W.HTML(f"<code>{escape(str(row.run_id))}</code> {row.budget:.3g} FLOPs, "
-                           f"N={row.params:,.0f}", layout=W.Layout(width="420px"))
-            rows.append(W.HBox([label, bar]))
+            label = W.HTML(f"<span title='run {escape(str(row.run_id))}'>{budget_label(row.budget)} FLOPs · "
+                           f"N={human(row.params)} · D={human(row.tokens)}</span>", layout=W.Layout(width="300px"))
+            rows.append(W.HBox([label, bar], layout=W.Layout(flex="0 0 auto")))  # rows keep their height
         self.runs_box = W.VBox(rows, layout=W.Layout(max_height="200px", overflow="auto"))
         self.isoflops = LiveFigure(isoflops_figure(self.snapshot), height=430)
-        self.laws = LiveFigure(laws_figure(self.snapshot), height=380)
+        self.laws = LiveFigure(laws_figure(self.snapshot, self.targets), height=380)
         self.curves = LiveFigure(curves_figure(self._finished_curves, results), height=330)
         self.table = W.HTML()
         self.optima = W.HTML()
@@ -183,10 +185,10 @@ class SweepMonitor:
             finished = int(results["status"].isin(FINISHED).sum())
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
-                self.snapshot = snapshot(results, extrapolate_to=self.extrapolate_to)
+                self.snapshot = snapshot(results, extrapolate_to=self.targets)
                 self._finished_curves = self.handle.curves()
                 self.isoflops.show(isoflops_figure(self.snapshot))
-                self.laws.show(laws_figure(self.snapshot))
+                self.laws.show(laws_figure(self.snapshot, self.targets))
                 self.table.value = runs_table(results).to_html(index=False, border=0)
                 self.optima.value = self._optima_html()
                 self.notes.value = "".join(f"<div style='color:#8a6d3b'>{escape(n)}</div>"
@@ -196,7 +198,7 @@ class SweepMonitor:
                 self._draw_curves(results)
             self._update_status(results, final)
             if final:
-                self.snapshot = snapshot(results, curves=self.handle.curves(), extrapolate_to=self.extrapolate_to)
+                self.snapshot = snapshot(results, curves=self.handle.curves(), extrapolate_to=self.targets)
 
     def _read(self, event: dict[str, Any]) -> None:
         run_id, kind = event.get("run_id"), event["type"]

@@ -1,0 +1,158 @@
+"""The interactive app as a person sees it: JupyterLab in headless Chromium, driven by Playwright.
+
+Opens notebook 06, runs every cell, presses Run sweep, and checks that the IsoFLOP plot
+gains every run's point and the runs table fills in; saves a screenshot; then saves the
+notebook, reloads the page and checks the figure still shows every point.
+
+Needs a Chromium (``/usr/bin/chromium``, or ``FLOPS_FIT_CHROMIUM``); Playwright never
+downloads one. Skipped without it, unless ``FLOPS_FIT_REQUIRE_BROWSER=1`` (CI sets it).
+Screenshots go to ``FLOPS_FIT_SCREENSHOTS`` (default: the test's temporary directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "06_interactive_app.ipynb"
+CHROMIUM = os.environ.get("FLOPS_FIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TOKEN = "flops-fit-test"
+
+# run markers (not the stars of fitted minima) in the first IsoFLOP plot of the first designer on the page
+COUNT_POINTS = """() => {
+  const designer = document.querySelector('.flops-fit-designer');
+  const plot = designer && designer.querySelector('.flops-fit-monitor .js-plotly-plot');
+  if (!plot || !plot.data) return -1;
+  return plot.data.filter(t => t.mode === 'markers' && !(t.marker && t.marker.symbol === 'star'))
+                  .reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+}"""
+COUNT_COMPLETED = """() => {
+  const designer = document.querySelector('.flops-fit-designer');
+  const table = designer && designer.querySelector('.flops-fit-runs');
+  return table ? (table.textContent.match(/completed/g) || []).length : -1;
+}"""
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set FLOPS_FIT_CHROMIUM)"
+    for module in ("playwright", "jupyterlab", "ipywidgets", "anywidget"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    reason = _missing()
+    if reason:
+        if os.environ.get("FLOPS_FIT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"the browser test is required here but cannot run: {reason}")
+        pytest.skip(reason)
+    home = tmp_path_factory.mktemp("lab")
+    shutil.copy(NOTEBOOK, home / NOTEBOOK.name)
+    settings = home / ".settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / ".config"), "JUPYTER_RUNTIME_DIR": str(home / ".run"),
+           "JUPYTERLAB_SETTINGS_DIR": str(home / ".settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / ".ws"),
+           "PYTHONPATH": str(ROOT)}
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={home}", "--LabApp.news_url="],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start:\n{(home / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", home
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _wait_for(page, script: str, done, timeout: float, what: str) -> list[int]:
+    """Poll ``script`` in the page until ``done(value)``; return every value seen."""
+    seen, deadline = [], time.monotonic() + timeout
+    while True:
+        seen.append(page.evaluate(script))
+        if done(seen[-1]):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last values {seen[-5:]}")
+        time.sleep(0.1)
+
+
+def test_app_runs_live_and_survives_a_reload(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, home = lab
+    shots = Path(os.environ.get("FLOPS_FIT_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={TOKEN}")
+        page.wait_for_selector(".jp-Notebook", timeout=90_000)
+        page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)
+
+        page.click("li.lm-MenuBar-item >> text=Run")
+        page.click(".lm-Menu-itemLabel >> text=Run All Cells")
+        # the last code cell trains for real and prints its results table
+        page.wait_for_selector(".jp-OutputArea-output >> text=tokens_per_second", timeout=240_000)
+        page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=60_000)
+        designer = page.locator(".flops-fit-designer").first
+        designer.scroll_into_view_if_needed()
+        assert "45 runs" in designer.text_content()
+        assert page.evaluate(COUNT_POINTS) == -1  # nothing has run in the first app yet
+
+        designer.locator("button", has_text="Run sweep").click()
+        seen = _wait_for(page, COUNT_POINTS, lambda n: n == 45, 90, "45 run points in the IsoFLOP plot")
+        assert seen[0] < 45  # it started from fewer points and gained them
+        _wait_for(page, COUNT_COMPLETED, lambda n: n == 45, 30, "45 completed runs in the table")
+        designer.locator(".flops-fit-monitor >> text=done: 45 completed").wait_for(timeout=30_000)
+        designer.locator(".flops-fit-monitor").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "app_after_run.png"), full_page=False)
+
+        page.click("li.lm-MenuBar-item >> text=File")
+        page.click(".lm-Menu-itemLabel >> text=Save Notebook")
+        page.wait_for_timeout(1500)
+        page.reload()
+        page.wait_for_selector(".jp-Notebook", timeout=90_000)
+        after = _wait_for(page, COUNT_POINTS, lambda n: n == 45, 60, "the reloaded IsoFLOP plot to show 45 points")
+        assert after[-1] == 45
+        _wait_for(page, COUNT_COMPLETED, lambda n: n == 45, 30, "the reloaded table to show 45 completed runs")
+        page.locator(".flops-fit-designer").first.locator(".flops-fit-monitor").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "app_after_reload.png"), full_page=False)
+        browser.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -1,0 +1,87 @@
+"""What the widgets draw, as data: flops_fit.live without any widget."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from flops_fit import PlantedLaw, plan_sweep, run_sweep
+from flops_fit.examples import GPT
+from flops_fit.live import (budget_grid, budget_options, curves_figure, duration, isoflops_figure, laws_figure,
+                            plan_summary, plan_table, runs_table, snapshot, targets_for)
+
+BUDGETS = [1e17, 1e18, 1e19]
+
+
+@pytest.fixture(scope="module")
+def finished():
+    plan = plan_sweep(GPT, "d_model", BUDGETS, model_kwargs={"n_layer": 4})
+    return run_sweep(plan, mode="mock", law=PlantedLaw(), seed=0, return_curves=True)
+
+
+def part_way(results: pd.DataFrame, completed: int) -> pd.DataFrame:
+    """The frame a sweep shows after its first ``completed`` runs (the rest pending)."""
+    frame = results.copy()
+    later = frame.index[completed:]
+    frame.loc[later, "status"] = "pending"
+    frame.loc[later, "loss"] = float("nan")
+    return frame
+
+
+def test_budget_controls():
+    assert budget_options(1e9, 1e10) == [1e9, 3e9, 1e10]
+    assert len(budget_options()) == 33  # 1e9 .. 1e25
+    assert budget_grid(1e17, 1e19, 5) == [1e17, 3.2e17, 1e18, 3.2e18, 1e19]
+    with pytest.raises(ValueError, match="count >= 2"):
+        budget_grid(1e17, 1e19, 1)
+    with pytest.raises(ValueError, match="low < high"):
+        budget_grid(1e19, 1e17, 3)
+
+
+def test_plan_summary_and_table(finished):
+    results, _ = finished
+    plan = results.drop(columns=["status", "loss"])
+    mock = plan_summary(plan, "mock")
+    assert mock["runs"] == 27 and mock["budgets"] == 3
+    assert math.isclose(mock["total_flops"], 9 * sum(BUDGETS), rel_tol=0.01)  # each run spends its budget
+    local = plan_summary(plan, "local", flops_per_second=1e12)
+    assert math.isclose(local["seconds"], local["total_flops"] / 1e12)
+    assert math.isnan(plan_summary(plan, "local")["seconds"]) and duration(float("nan")) == "unknown"
+    table = plan_table(plan)
+    assert list(table.columns) == ["budget", "size", "N", "D", "D/N"] and table["budget"].iloc[0] == "1e17"
+
+
+def test_snapshot_grows_with_the_sweep(finished):
+    results, curves = finished
+    empty = snapshot(part_way(results, 0))
+    assert empty.result is None and empty.finished == 0 and "No run has completed" in empty.notes[0]
+    one_budget = snapshot(part_way(results, 9))  # the first budget's 9 sizes
+    assert len(one_budget.result.optima) == 1 and not one_budget.has_laws
+    assert any("no power law" in note for note in one_budget.notes)
+    assert one_budget.counts == {"completed": 9, "diverged": 0, "failed": 0, "pending": 18}
+    full = snapshot(results, curves)
+    assert full.has_laws and full.finished == 27
+    assert abs(full.result.exponent("params") - PlantedLaw().a) < 0.05
+    table = runs_table(part_way(results, 9))
+    assert table["status"].tolist().count("pending") == 18 and table["loss"].iloc[-1] == ""
+
+
+def test_live_figures_keep_their_traces_as_runs_land(finished):
+    """A redraw must only change data: the same traces, of the same kinds, from the first run to the last."""
+    results, curves = finished
+    targets = targets_for(BUDGETS)
+    assert targets == [1e20, 1e21]
+    shapes = []
+    for done in (0, 4, 9, 18, 27):
+        snap = snapshot(part_way(results, done))
+        frames = [isoflops_figure(snap), laws_figure(snap, targets),
+                  curves_figure(curves[curves["run_id"].isin(results["run_id"][:done])], results)]
+        shapes.append([[(t.type, t.mode) for t in fig.data] for fig in frames])
+    assert all(shape == shapes[0] for shape in shapes)
+    iso = isoflops_figure(snapshot(part_way(results, 9)))
+    points = [len(t.x) for t in iso.data if t.mode == "markers" and t.marker.symbol != "star"]
+    assert points == [9, 0, 0]
+    waiting = laws_figure(snapshot(part_way(results, 9)), targets)
+    assert "appear once 2 budgets" in waiting.layout.title.text and sum(len(t.x) for t in waiting.data) == 2
