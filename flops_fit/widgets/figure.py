@@ -38,23 +38,27 @@ class LiveFigure:
 
     def show(self, fig: Any) -> None:
         """Redraw as ``fig`` (a ``plotly.graph_objects.Figure``), in open views and in the saved state."""
+        layout = fig.layout.to_plotly_json()
+        if self._height is not None:
+            layout["height"] = self._height
         with self._lock:
             widget = self.widget
-            same_shape = [t.type for t in widget.data] == [t.type for t in fig.data]
-            # a relayout only sets what the new layout has: clear what it lacks (a placeholder's note, say)
-            gone = set(widget.layout.to_plotly_json()) - set(fig.layout.to_plotly_json()) - {"height"}
-            if gone:
-                widget.plotly_relayout({key: None for key in gone})
-            with widget.batch_update():
-                if same_shape:
+            current = widget._layout
+            # only what changed travels (not the template each time); what the new layout lacks is cleared,
+            # since a relayout leaves keys it does not mention (a placeholder's note, say)
+            relayout = {key: value for key, value in layout.items() if current.get(key) != value}
+            relayout.update({key: None for key in set(current) - set(layout)})
+            if [t.type for t in widget.data] == [t.type for t in fig.data]:
+                with widget.batch_update():
                     for trace, new in zip(widget.data, fig.data):
                         trace.update(new.to_plotly_json(), overwrite=True)
-                widget.layout = fig.layout
-                if self._height is not None:
-                    widget.layout.height = self._height
-            if not same_shape:
+                    if relayout:
+                        widget.plotly_relayout(relayout)
+            else:
                 widget.data = ()
                 widget.add_traces(list(fig.data))
+                if relayout:
+                    widget.plotly_relayout(relayout)
             self._persist()
 
     def _persist(self) -> None:

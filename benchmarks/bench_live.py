@@ -1,0 +1,147 @@
+"""How live the live monitor is, and what it costs: latency, kernel stalls, redraw cost, training slowdown.
+
+1. Mock sweep of 45 runs, each held 50 ms by a callback (a stand-in for real runs), watched by a
+   SweepMonitor. The main thread plays the kernel: it polls the IsoFLOP figure's synced state
+   every 5 ms (how long after each run's end does its point appear?) and notes how late each
+   5 ms sleep wakes (does the monitor stall the kernel?).
+2. What one redraw costs (refit + three figures) and how big a figure's synced state is.
+3. Real training of the tiny byte-level GPT sweep of notebook 06: in the main thread, in the
+   background (what the widgets do), and in the background with a monitor.
+
+Run: .venv/bin/python benchmarks/bench_live.py [--skip-training]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+
+import numpy as np
+
+import flops_fit as ff
+from flops_fit.examples import GPT
+from flops_fit.widgets import SweepMonitor
+from flops_fit.widgets.figure import LiveFigure
+
+
+def run_points(live: LiveFigure) -> int:
+    return sum(len(t["x"]) for t in live.widget._widget_data
+               if t.get("mode") == "markers" and t.get("marker", {}).get("symbol") != "star")
+
+
+def mock_latency(hold: float = 0.05) -> dict[str, float]:
+    plan = ff.plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19, 1e20, 1e21], model_kwargs={"n_layer": 4})
+    ends: list[float] = []
+
+    def held(event):
+        if event["type"] == "run_end":
+            time.sleep(hold)
+            ends.append(time.perf_counter())
+
+    start = time.perf_counter()
+    ff.run_sweep(plan, mode="mock", callbacks=[held])
+    bare = time.perf_counter() - start
+    ends.clear()
+
+    timings: list[float] = []
+    original = SweepMonitor.refresh
+
+    def timed_refresh(self, final=False):
+        t = time.perf_counter()
+        original(self, final)
+        timings.append(time.perf_counter() - t)
+
+    SweepMonitor.refresh = timed_refresh
+    start = time.perf_counter()
+    monitor = SweepMonitor.start(plan, mode="mock", callbacks=[held], refresh_every=0.1)
+    built = time.perf_counter() - start  # runs go on meanwhile: the sweep starts before the monitor is drawn
+    shown: dict[int, float] = {}
+    lateness: list[float] = []
+    while not monitor.done:
+        t = time.perf_counter()
+        time.sleep(0.005)
+        lateness.append(time.perf_counter() - t - 0.005)
+        n = run_points(monitor.isoflops)
+        for k in range(1, n + 1):
+            shown.setdefault(k, time.perf_counter())
+    monitor.wait()
+    watched = time.perf_counter() - start
+    SweepMonitor.refresh = original
+    drawn = start + built
+    latency = [shown[k + 1] - ends[k] for k in range(len(ends)) if k + 1 in shown and ends[k] > drawn]
+    state = monitor.isoflops.widget.get_state(["_widget_data", "_widget_layout"])
+    return {"runs": len(plan), "built": built, "bare": bare, "watched": watched, "latency_median": float(np.median(latency)),
+            "latency_p95": float(np.percentile(latency, 95)), "stall_median": float(np.median(lateness)),
+            "stall_max": float(np.max(lateness)), "redraws": len(timings),
+            "redraw_median": float(np.median(timings)), "redraw_max": float(np.max(timings)),
+            "state_kb": len(json.dumps(state, default=lambda a: np.asarray(a).tolist())) / 1024}
+
+
+def training(threads: int | None = None) -> dict[str, float]:
+    import torch
+
+    from flops_fit.examples import lm_loss, stdlib_datasets
+
+    train, held = stdlib_datasets(seq_len=32, max_bytes=1_000_000)
+    config = ff.TrainConfig(lr=3e-3, batch_size=32)
+    kw = {"vocab_size": 256, "n_layer": 1, "block_size": 32, "n_head": 2}
+    plan = ff.plan_sweep(GPT, "d_model", [3e9, 1e10], points_per_budget=4, tokens_per_param=100, size_span=10,
+                         multiple_of=2, model_kwargs=kw, example_input=train[0][0], tokens_per_sample=32,
+                         train_config=config)
+    args = (plan, GPT, train, lm_loss)
+    opts = {"mode": "local", "eval_dataset": held, "train_config": config, "progress": False}
+    out = {"torch_threads": torch.get_num_threads()}
+    t = time.perf_counter()
+    ff.run_sweep(*args, **opts)
+    out["main thread"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ff.run_sweep(*args, background=True, **opts).wait()
+    out["background thread"] = time.perf_counter() - t
+    t = time.perf_counter()
+    SweepMonitor.start(*args, **opts).wait()
+    out["background + SweepMonitor"] = time.perf_counter() - t
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    ff.run_sweep(*args, background=True, **opts).wait()
+    out["background, torch.set_num_threads(1)"] = time.perf_counter() - t
+    torch.set_num_threads(before)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args()
+    m = mock_latency()
+    ms = 1000
+    print(f"Mock sweep, {m['runs']} runs held 50 ms each, SweepMonitor refreshing every 0.1 s:\n")
+    print("| measurement | result | goal | met |\n|---|---|---|---|")
+    rows = [
+        ("building the monitor (3 figures, a bar per run)", f"{m['built']:.2f} s", "", None),
+        ("a run's point reaches the IsoFLOP figure's state, after the run ends (median / p95)",
+         f"{m['latency_median'] * ms:.0f} / {m['latency_p95'] * ms:.0f} ms", "p95 < 500 ms",
+         m["latency_p95"] < 0.5),
+        ("the kernel's 5 ms sleeps wake late by (median / worst)",
+         f"{m['stall_median'] * ms:.1f} / {m['stall_max'] * ms:.0f} ms", "worst < 100 ms", m["stall_max"] < 0.1),
+        ("sweep wall time, bare / with the monitor",
+         f"{m['bare']:.2f} s / {m['watched']:.2f} s", "", None),
+        (f"one redraw: refit + 3 figures ({m['redraws']} redraws; median / worst)",
+         f"{m['redraw_median'] * ms:.0f} / {m['redraw_max'] * ms:.0f} ms", "", None),
+        ("IsoFLOP figure's synced state (what a reloaded view receives)", f"{m['state_kb']:.0f} KB", "", None),
+    ]
+    for name, value, goal, met in rows:
+        print(f"| {name} | {value} | {goal} | {'' if met is None else ('yes' if met else 'no')} |")
+    if args.skip_training:
+        return
+    t = training()
+    print(f"\nReal training, notebook 06's sweep (8 runs of a byte-level GPT), torch threads: {t.pop('torch_threads')}:\n")
+    print("| where the sweep runs | wall time |\n|---|---|")
+    for name, seconds in t.items():
+        print(f"| {name} | {seconds:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
