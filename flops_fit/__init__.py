@@ -47,6 +47,7 @@ _EXPORTS = {
     "Result": "result",
     "plot_isoflops": "visualizer",
     "plot_scaling_laws": "visualizer",
+    "plot_loss_curves": "visualizer",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -67,7 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .store import SweepStore, load, load_results
     from .trainer import TrainConfig
     from .sweep import SizeSearchError, count_params, plan_sweep
-    from .visualizer import plot_isoflops, plot_scaling_laws
+    from .visualizer import plot_isoflops, plot_loss_curves, plot_scaling_laws
 
 
 def __getattr__(name: str) -> Any:

@@ -77,13 +77,16 @@ def _round_budget(centre: float) -> float:
     return float(f"{centre:.3g}")
 
 
-def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budgets: bool = True) -> pd.DataFrame:
+def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budgets: bool = True,
+                    allow_empty: bool = False) -> pd.DataFrame:
     """Validate a results frame and return the usable rows with a ``budget`` column.
 
     Needs ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops``. Rows whose
     ``status`` is not ``completed``, or whose numbers are missing or not positive,
     are left out with a :class:`FitWarning` that says how many and why. With
-    ``budgets=False`` (fits that do not group runs by budget) no budget is needed.
+    ``budgets=False`` (fits that do not group runs by budget) no budget is needed. With
+    ``allow_empty=True`` a frame with no usable row (a sweep that has just started) gives an
+    empty frame instead of an error.
     """
     if not isinstance(results, pd.DataFrame):
         raise param_error("results", func, "a pandas DataFrame", type(results).__name__,
@@ -131,7 +134,7 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
         warn(f"{func}: left out {int((~ok).sum())} run(s) with missing, infinite or non-positive "
              f"{'/'.join(checked)}.", FitWarning)
         frame = frame.loc[ok]
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
     return frame.reset_index(drop=True)
 

@@ -14,6 +14,15 @@ from .result import Result, SweepPlan
 from .sweep import plan_sweep
 
 
+def training_facts(dataset: Any, mode: str, train_config: TrainConfig | None) -> dict[str, Any]:
+    """What :func:`plan_sweep` reads from the data and training settings of a ``"local"`` sweep: an
+    example input (for FLOP conventions), tokens per sample, and the settings that enter each run_id."""
+    if mode != "local" or dataset is None:
+        return {}
+    return {"example_input": sample_pair(dataset, 0, "dataset")[0], "tokens_per_sample": tokens_per_sample(dataset),
+            "train_config": train_config or TrainConfig()}
+
+
 def find_optimal(
     model_cls: Callable[..., Any],
     model_size_param: str,
@@ -106,16 +115,11 @@ def find_optimal(
     check_law(law, func)
     if extrapolate_to is not None:
         check_budgets(extrapolate_to, func, "extrapolate_to")
-    example_input, sample_tokens = None, None
-    if dataset is not None and mode == "local":  # what FLOP conventions and token counts read from the data
-        example_input = sample_pair(dataset, 0, "dataset")[0]
-        sample_tokens = tokens_per_sample(dataset)
     plan = plan_sweep(
         model_cls, model_size_param, compute_budgets, points_per_budget=points_per_budget,
         tokens_per_param=tokens_per_param, size_span=size_span, size_values=size_values, size_range=size_range,
         multiple_of=multiple_of, flop_convention=flop_convention, model_kwargs=model_kwargs,
-        example_input=example_input, tokens_per_sample=sample_tokens,
-        train_config=(train_config or TrainConfig()) if mode == "local" else None,
+        **training_facts(dataset, mode, train_config),
     )
     sweep = SweepPlan(plan, model_cls=model_cls, model_size_param=model_size_param, dataset=dataset,
                       loss_fn=loss_fn, train_config=train_config, eval_dataset=eval_dataset)

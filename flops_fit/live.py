@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ._format import budget_label, human
-from .result import Result
+from .result import Result, default_targets
+from .store import FINISHED
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
-
-FINISHED = ("completed", "diverged", "failed")
 
 
 def budget_options(low: float = 1e9, high: float = 1e25) -> list[float]:
@@ -32,7 +31,7 @@ def budget_options(low: float = 1e9, high: float = 1e25) -> list[float]:
     """
     values = []
     for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
-        values += [10.0**exponent, 3 * 10.0**exponent]
+        values += [float(f"1e{exponent}"), float(f"3e{exponent}")]  # 1e23, not 10.0**23 (which is not 1e23)
     return [v for v in values if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
 
 
@@ -105,9 +104,11 @@ def runs_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def status_counts(results: pd.DataFrame) -> dict[str, int]:
-    """Runs per status, every status present (0 where none)."""
+    """Runs per status (0 where none), and ``finished``: completed, diverged or failed."""
     counts = results["status"].value_counts()
-    return {s: int(counts.get(s, 0)) for s in ("completed", "diverged", "failed", "pending")}
+    out = {s: int(counts.get(s, 0)) for s in (*FINISHED, "pending")}
+    out["finished"] = sum(out[s] for s in FINISHED)
+    return out
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Snapshot:
 
     @property
     def finished(self) -> int:
-        return int(self.results["status"].isin(FINISHED).sum())
+        return self.counts["finished"]
 
     @property
     def has_laws(self) -> bool:
@@ -154,7 +155,7 @@ def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
 
 def targets_for(budgets: Sequence[float], extrapolate_to: Sequence[float] | None = None) -> list[float]:
     """What to extrapolate to: ``extrapolate_to``, else 10x and 100x the largest budget (as :class:`Result`)."""
-    return list(extrapolate_to) if extrapolate_to else [10 * max(budgets), 100 * max(budgets)]
+    return list(extrapolate_to) if extrapolate_to else default_targets(budgets)
 
 
 def _fits(snap: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -88,6 +88,12 @@ class SweepPlan:
         return head + self.summary().to_html()
 
 
+def default_targets(budgets: Sequence[float]) -> list[float]:
+    """What to extrapolate to when nobody said: 10x and 100x the largest budget."""
+    top = float(max(budgets))
+    return [10 * top, 100 * top]
+
+
 @dataclass
 class Result:
     """Everything a sweep found: the frames behind it, predictions, a table and figures.
@@ -139,8 +145,7 @@ class Result:
                           f"optima are kept. {exc}", FitWarning)
             laws = pd.DataFrame(columns=LAW_COLUMNS)
         if targets is None:
-            top = float(optima["budget"].max()) if len(optima) else float(frame["budget"].max())
-            targets = [10 * top, 100 * top]
+            targets = default_targets(optima["budget"] if len(optima) else frame["budget"])
         return cls(results=results, optima=optima, laws=laws, curves=curves, plan=plan, targets=targets)
 
     @property

@@ -270,6 +270,11 @@ class SweepHandle:
     def done(self) -> bool:
         return not self._thread.is_alive()
 
+    @property
+    def store(self) -> SweepStore | None:
+        """The sweep directory finished runs are written to (None without ``store=``)."""
+        return self._sweep.store
+
     def stop(self) -> None:
         """Stop: in this process after the current step (local) or run (mock); with an executor, submit
         nothing more and keep the runs already in flight. What finished is kept."""

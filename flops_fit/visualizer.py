@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._checks import param_error
 from ._format import budget_label, human
 from .analyzer import FitWarning, predict_from_laws, prepare_results
 
@@ -69,12 +70,9 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
     has data, so a figure redrawn as runs land keeps the same traces and only their data changes.
     """
     go, _ = _plotly()
-    if (results.get("status", pd.Series(["completed"])) == "completed").any():
-        with warnings.catch_warnings():  # the fit already warned about left-out runs
-            warnings.simplefilter("ignore", FitWarning)
-            runs = prepare_results(results, "plot_isoflops")
-    else:  # nothing has completed yet
-        runs = pd.DataFrame({"budget": [], "params": [], "tokens": [], "loss": []})
+    with warnings.catch_warnings():  # the fit already warned about left-out runs
+        warnings.simplefilter("ignore", FitWarning)
+        runs = prepare_results(results, "plot_isoflops", allow_empty=budgets is not None)
     shown = sorted({*runs["budget"].unique(), *(budgets or [])})
     colours = _budget_colours(shown)
     curves = parabola_data(optima)
@@ -165,6 +163,12 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
 def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
     """Loss against tokens seen: a line per run of ``runs`` (empty until it has logged), coloured by budget."""
     go, _ = _plotly()
+    for name, frame, needed in (("curves", curves, ["run_id", "tokens", "loss"]),
+                                ("runs", runs, ["run_id", "budget", "params"])):
+        if not isinstance(frame, pd.DataFrame) or not set(needed) <= set(frame.columns):
+            got = list(frame.columns) if isinstance(frame, pd.DataFrame) else type(frame).__name__
+            raise param_error(name, "plot_loss_curves", f"a DataFrame with columns {', '.join(needed)}", got,
+                              "Pass result.curves and result.results (or run_sweep's curves and results).")
     fig = go.Figure()
     runs = runs.drop_duplicates("run_id")
     colours = _budget_colours(list(runs["budget"].unique())) if len(runs) else {}

@@ -1,7 +1,8 @@
 """The interactive app as a person sees it: JupyterLab in headless Chromium, driven by Playwright.
 
 Opens notebook 06, runs every cell, presses Run sweep, and checks that the IsoFLOP plot
-gains every run's point and the runs table fills in; saves a screenshot; then saves the
+gains every run's point and the runs table fills in; saves a screenshot; runs a second app
+whose runs are slowed down and sees the points arrive one by one; then saves the
 notebook, reloads the page and checks the figure still shows every point; then shuts the
 kernel down and reopens the notebook, whose saved widget state must show them too.
 
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+nbformat = pytest.importorskip("nbformat")
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_interactive_app.ipynb"
 CHROMIUM = os.environ.get("FLOPS_FIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -31,14 +34,23 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "flops-fit-test"
 
-# run markers (not the stars of fitted minima) in the first IsoFLOP plot of the first designer on the page
-COUNT_POINTS = """() => {
-  const designer = document.querySelector('.flops-fit-designer');
+# a cell the test appends to its copy of the notebook: an app whose mock runs take 0.3 s each, so that
+# points can be seen arriving one by one
+PACED_CELL = """import time
+paced = SweepDesigner(GPT, "d_model", model_kwargs={"n_layer": 4}, n_budgets=3, points_per_budget=9,
+                      callbacks=[lambda event: time.sleep(0.3) if event["type"] == "run_end" else None])
+paced.widget.add_class("flops-fit-paced")
+paced"""
+
+# run markers (not the stars of fitted minima) in the IsoFLOP plot of the first app matching a selector
+COUNT_POINTS = """(selector) => {
+  const designer = document.querySelector(selector || '.flops-fit-designer');
   const plot = designer && designer.querySelector('.flops-fit-monitor .js-plotly-plot');
   if (!plot || !plot.data) return -1;
   return plot.data.filter(t => t.mode === 'markers' && !(t.marker && t.marker.symbol === 'star'))
                   .reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
 }"""
+COUNT_PLOTS = "() => document.querySelectorAll('.js-plotly-plot').length"
 COUNT_COMPLETED = """() => {
   const designer = document.querySelector('.flops-fit-designer');
   const table = designer && designer.querySelector('.flops-fit-runs');
@@ -49,7 +61,7 @@ COUNT_COMPLETED = """() => {
 def _missing() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set FLOPS_FIT_CHROMIUM)"
-    for module in ("playwright", "jupyterlab", "ipywidgets", "anywidget"):
+    for module in ("playwright", "jupyterlab", "ipywidgets", "anywidget", "nbformat"):
         try:
             __import__(module)
         except ImportError:
@@ -65,7 +77,9 @@ def lab(tmp_path_factory):
             pytest.fail(f"the browser test is required here but cannot run: {reason}")
         pytest.skip(reason)
     home = tmp_path_factory.mktemp("lab")
-    shutil.copy(NOTEBOOK, home / NOTEBOOK.name)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(PACED_CELL))
+    nbformat.write(notebook, home / NOTEBOOK.name)
     settings = home / ".settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
@@ -103,14 +117,17 @@ def lab(tmp_path_factory):
         log.close()
 
 
-def _wait_for(page, script: str, done, timeout: float, what: str) -> list[int]:
+def _wait_for(page, script: str, done, timeout: float, what: str, arg: str | None = None) -> list[int]:
     """Poll ``script`` in the page until ``done(value)``; return every value seen."""
     seen, deadline = [], time.monotonic() + timeout
     while True:
-        seen.append(page.evaluate(script))
+        seen.append(page.evaluate(script) if arg is None else page.evaluate(script, arg))
         if done(seen[-1]):
             return seen
         if time.monotonic() > deadline:
+            shots = Path(os.environ.get("FLOPS_FIT_SCREENSHOTS") or ".")
+            if shots.is_dir() and os.environ.get("FLOPS_FIT_SCREENSHOTS"):
+                page.screenshot(path=str(shots / "timed_out.png"))
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last values {seen[-5:]}")
         time.sleep(0.1)
 
@@ -151,6 +168,17 @@ def test_app_runs_live_and_survives_a_reload(lab, tmp_path):
         designer.locator(".flops-fit-monitor").scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "app_after_run.png"), full_page=False)
 
+        # live, run by run: the paced app's runs take 0.3 s each
+        paced = page.locator(".flops-fit-paced")
+        paced.scroll_into_view_if_needed()
+        paced.locator("button", has_text="Run sweep").click()
+        grew = _wait_for(page, COUNT_POINTS, lambda n: n == 27, 90, "27 points in the paced app",
+                         arg=".flops-fit-paced")
+        partway = sorted({n for n in grew if 0 < n < 27})
+        print(f"paced app: IsoFLOP point counts seen while it ran: {sorted(set(grew))}")
+        assert len(partway) >= 2, f"points did not arrive run by run: saw counts {sorted(set(grew))}"
+        paced.locator(".flops-fit-monitor >> text=done: 27 completed").wait_for(timeout=30_000)
+
         page.click("li.lm-MenuBar-item >> text=File")
         page.click(".lm-Menu-itemLabel >> text=Save Notebook")
         page.wait_for_timeout(1500)
@@ -160,6 +188,7 @@ def test_app_runs_live_and_survives_a_reload(lab, tmp_path):
         after = _wait_for(page, COUNT_POINTS, lambda n: n == 45, 60, "the reloaded IsoFLOP plot to show 45 points")
         assert after[-1] == 45
         _wait_for(page, COUNT_COMPLETED, lambda n: n == 45, 30, "the reloaded table to show 45 completed runs")
+        _wait_for(page, COUNT_PLOTS, lambda n: n == 12, 60, "all 12 figures of the 4 monitors after the reload")
         page.locator(".flops-fit-designer").first.locator(".flops-fit-monitor").scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "app_after_reload.png"), full_page=False)
 
@@ -175,15 +204,14 @@ def test_app_runs_live_and_survives_a_reload(lab, tmp_path):
         page.wait_for_selector(".jp-Notebook", timeout=90_000)
         saved = _wait_for(page, COUNT_POINTS, lambda n: n == 45, 60, "the IsoFLOP plot restored from saved state")
         assert saved[-1] == 45
-        plots = _wait_for(page, "() => document.querySelectorAll('.js-plotly-plot').length", lambda n: n == 9, 60,
-                          "all 9 figures of the 3 monitors")
-        assert plots[-1] == 9
+        _wait_for(page, COUNT_PLOTS, lambda n: n == 12, 60, "all 12 figures of the 4 monitors from saved state")
         browser.close()
-    # Reopened with a fresh kernel, anywidget reports aborted model starts ("Failed to initialize model",
-    # raised from an AbortSignal) as page errors, it seems as the widget manager reloads the models it restored
-    # from the file once the kernel connects. Every figure is drawn all the same (checked above), so that one
-    # message, in that phase only, is not a failure here.
-    errors = [e for e in errors if e != "reopening from saved state: [anywidget] Failed to initialize model."]
+    # Once the notebook holds saved widget state, a reopened page loads each model from the file and from
+    # the kernel; anywidget reports the start it aborts ("Failed to initialize model", from an AbortSignal)
+    # as a page error. Every figure is drawn all the same (checked above), so that one message, after a
+    # reload only, is not a failure here.
+    errors = [e for e in errors if not (e.startswith(("reloading", "reopening"))
+                                        and e.endswith("[anywidget] Failed to initialize model."))]
     state = json.loads((home / NOTEBOOK.name).read_text())["metadata"]["widgets"]
     assert state["application/vnd.jupyter.widget-state+json"]["state"]  # it really came from the file
     assert not errors, f"JavaScript errors on the page: {errors}\n" + "\n".join(console[-40:])

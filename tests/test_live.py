@@ -60,7 +60,7 @@ def test_snapshot_grows_with_the_sweep(finished):
     one_budget = snapshot(part_way(results, 9))  # the first budget's 9 sizes
     assert len(one_budget.result.optima) == 1 and not one_budget.has_laws
     assert any("no power law" in note for note in one_budget.notes)
-    assert one_budget.counts == {"completed": 9, "diverged": 0, "failed": 0, "pending": 18}
+    assert one_budget.counts == {"completed": 9, "diverged": 0, "failed": 0, "pending": 18, "finished": 9}
     full = snapshot(results, curves)
     assert full.has_laws and full.finished == 27
     assert abs(full.result.exponent("params") - PlantedLaw().a) < 0.05
@@ -85,3 +85,13 @@ def test_live_figures_keep_their_traces_as_runs_land(finished):
     assert points == [9, 0, 0]
     waiting = laws_figure(snapshot(part_way(results, 9)), targets)
     assert "appear once 2 budgets" in waiting.layout.title.text and sum(len(t.x) for t in waiting.data) == 2
+
+
+def test_isoflops_reads_statuses_the_way_the_fit_does(finished):
+    from flops_fit import fit_isoflops, plot_isoflops
+
+    results, _ = finished
+    frame = results.copy()
+    frame["status"] = ["Completed", " completed ", ""] * 9  # a tracker's own spelling, or no status
+    fig = plot_isoflops(frame, fit_isoflops(frame))
+    assert sum(len(t.x) for t in fig.data if t.mode == "markers" and t.marker.symbol != "star") == 27

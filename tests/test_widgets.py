@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 
@@ -162,3 +163,90 @@ def test_monitor_shows_a_resumed_sweep_at_once(tmp_path):
     results = monitor.wait(30)
     assert isinstance(results, pd.DataFrame) and results["status"].eq("completed").all()
     assert run_markers(monitor.isoflops) == len(plan) and monitor.overall.value == len(plan)
+
+
+def test_a_second_run_waits_for_the_first():
+    gate = threading.Event()
+
+    def held(event):  # every run waits until the test lets it go
+        if event["type"] == "run_end":
+            gate.wait(10)
+
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, n_budgets=2, points_per_budget=3, callbacks=[held])
+    designer.run_button.click()
+    assert designer.run_button.disabled
+    with pytest.raises(RuntimeError, match="still running"):
+        designer.run()
+    designer.n_budgets.value = 3  # replanning while it runs leaves the button off
+    assert designer.run_button.disabled and len(designer.plan) == 9
+    gate.set()
+    assert designer.monitor.wait(30)["status"].eq("completed").all()
+    deadline = time.monotonic() + 5
+    while designer.run_button.disabled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not designer.run_button.disabled
+
+
+def test_a_redraw_keeps_the_users_zoom():
+    import plotly.graph_objects as go
+
+    def fig(n):
+        f = go.Figure(go.Scatter(x=list(range(1, n + 1)), y=list(range(n)), mode="markers"))
+        return f.update_layout(title=f"{n} points").update_xaxes(type="log", title_text="N")
+
+    live = LiveFigure(fig(3))
+    live.widget.plotly_relayout({"xaxis.range": [0.1, 0.4], "xaxis.autorange": False})  # what a zoom sends
+    live.show(fig(5))
+    layout = live.widget.get_state()["_widget_layout"]
+    assert layout["xaxis"]["range"] == [0.1, 0.4] and layout["xaxis"]["title"]["text"] == "N"
+    assert layout["title"]["text"] == "5 points" and live.state_points() == 5
+
+
+def test_run_button_errors_show_in_the_app(tmp_path):
+    with pytest.raises(ValueError, match="'run_options' parameter of SweepDesigner.*Got \\['stroe'\\]"):
+        SweepDesigner(GPT, "d_model", model_kwargs=GPT4, stroe=str(tmp_path))
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, store=str(not_a_dir))
+    designer.run_button.click()  # raises inside the click handler: shown, not lost in the log console
+    assert designer.monitor is None and not designer.run_button.disabled
+    shown = html.unescape(designer.summary.value)
+    assert "Could not start the sweep" in shown and "The 'store' parameter of run_sweep" in shown
+
+
+def test_designer_sliders_fit_the_values_given():
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, budgets=(1e21, 1e23), n_budgets=12,
+                             points_per_budget=17, size_span=3000.0, tokens_per_param=0.5)
+    assert (designer.n_budgets.value, designer.points.value) == (12, 17)
+    assert designer.size_span.value == pytest.approx(3000) and designer.tokens_per_param.value == pytest.approx(0.5)
+    assert designer.budgets[0] == 1e21 and designer.budgets[-1] == 1e23
+    with pytest.raises(ValueError, match="'points_per_budget' parameter"):
+        SweepDesigner(GPT, "d_model", points_per_budget=2)
+
+
+def test_stop_during_local_training_leaves_no_half_run_drawn():
+    from flops_fit import TrainConfig
+    from flops_fit.examples import lm_loss, stdlib_datasets
+
+    train, held = stdlib_datasets(seq_len=16, max_bytes=200_000)
+    plan_kw = {"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2}
+    designer = SweepDesigner(
+        GPT, "d_model", train, lm_loss, mode="local", budgets=(1e9, 3e9), n_budgets=2, points_per_budget=3,
+        tokens_per_param=100, size_span=4, multiple_of=2, eval_dataset=held, flops_per_second=1e10,
+        model_kwargs=plan_kw, train_config=TrainConfig(lr=3e-3, batch_size=16, log_points=10))
+    monitor = designer.run()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # stop part-way through the second run
+        steps = [e for e in monitor.handle.events if e["type"] == "step"]
+        if len({e["run_id"] for e in steps}) >= 2:
+            break
+        time.sleep(0.01)
+    monitor.stop_button.click()
+    results = monitor.wait(60)
+    pending = results.loc[results["status"] == "pending", "run_id"]
+    assert len(pending) >= 4
+    assert all(monitor.bars[rid].value == 0 for rid in pending)
+    assert monitor.curves.state_points() == len(monitor.handle.curves())  # only finished runs' curves
+    assert "stopped: kept" in monitor.status.value and "Pass store=" in monitor.status.value
+    monitor.stop()  # after the end: nothing changes
+    assert monitor.stop_button.description == "Stopped"

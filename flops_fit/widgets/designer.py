@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
 import pandas as pd
 
-from .._checks import check_choice, check_seed, param_error
+from .._checks import check_choice, check_number, check_seed, param_error
+from ..api import training_facts
 from ..live import budget_grid, budget_options, duration, plan_summary, plan_table
 from ..mock import PlantedLaw, check_law
-from ..runner import MODES
+from ..runner import MODES, run_sweep
 from ..sweep import plan_sweep
 from ._deps import require_widgets
 from .monitor import SweepMonitor
 
 logger = logging.getLogger(__name__)
+
+# what run_options may hold: run_sweep's keywords, less those the designer sets itself
+_RUN_OPTIONS = set(inspect.signature(run_sweep).parameters) - {
+    "plan", "model_cls", "dataset", "loss_fn", "mode", "law", "seed", "model_size_param", "background",
+    "return_curves"}
 
 
 class SweepDesigner:
@@ -102,6 +110,14 @@ class SweepDesigner:
                               "Pass dataset= and loss_fn= to train for real.")
         check_seed(seed, func)
         check_law(law, func)
+        n_budgets = int(check_number(n_budgets, "n_budgets", func, integer=True, above=1))
+        points_per_budget = int(check_number(points_per_budget, "points_per_budget", func, integer=True, above=2))
+        size_span = check_number(size_span, "size_span", func, above=1)
+        tokens_per_param = check_number(tokens_per_param, "tokens_per_param", func)
+        unknown = sorted(set(run_options) - _RUN_OPTIONS)
+        if unknown:  # caught here, not as a silent failure of the Run button later
+            raise param_error("run_options", func, f"keywords of run_sweep ({', '.join(sorted(_RUN_OPTIONS))})",
+                              unknown)
         options = budget_options()
         low, high = (float(b) for b in budgets)
         if low not in options or high not in options or low >= high:
@@ -123,14 +139,17 @@ class SweepDesigner:
         self.budget_range = W.SelectionRangeSlider(
             options=[(f"{c:.0e}".replace("e+", "e"), c) for c in options], value=(low, high),
             description="budget range (FLOPs)", continuous_update=False, style=style, layout=wide)
-        self.n_budgets = W.IntSlider(value=n_budgets, min=2, max=9, description="budgets",
+        self.n_budgets = W.IntSlider(value=n_budgets, min=2, max=max(9, n_budgets), description="budgets",
                                      continuous_update=False, style=style, layout=wide)
-        self.points = W.IntSlider(value=points_per_budget, min=3, max=15, description="sizes per budget",
+        self.points = W.IntSlider(value=points_per_budget, min=3, max=max(15, points_per_budget), description="sizes per budget",
                                   continuous_update=False, style=style, layout=wide)
-        self.size_span = W.FloatLogSlider(value=size_span, base=10, min=0.5, max=3, step=0.1,
+        self.size_span = W.FloatLogSlider(value=size_span, base=10, min=min(0.5, math.log10(size_span)),
+                                          max=max(3.0, math.log10(size_span)), step=0.1,
                                           description="N span (max/min)", continuous_update=False, style=style,
                                           layout=wide, readout_format=".3g")
-        self.tokens_per_param = W.FloatLogSlider(value=tokens_per_param, base=10, min=0, max=3, step=0.05,
+        self.tokens_per_param = W.FloatLogSlider(value=tokens_per_param, base=10,
+                                                 min=min(0.0, math.log10(tokens_per_param)),
+                                                 max=max(3.0, math.log10(tokens_per_param)), step=0.05,
                                                  description="D/N prior", continuous_update=False, style=style,
                                                  layout=wide, readout_format=".3g")
         self.mode = W.ToggleButtons(options=list(MODES) if can_train else ["mock"], value=mode,
@@ -140,7 +159,7 @@ class SweepDesigner:
         self.summary = W.HTML()
         self.table = W.HTML(layout=W.Layout(max_height="260px", overflow="auto"))
         self.run_button = W.Button(description="Run sweep", icon="play", button_style="primary")
-        self.run_button.on_click(lambda _: self.run())
+        self.run_button.on_click(self._clicked)
         self.monitor_box = W.VBox()
         controls = W.VBox([self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
                            self.mode])
@@ -159,13 +178,7 @@ class SweepDesigner:
 
     def replan(self) -> None:
         """Plan again from the controls (called whenever one changes)."""
-        data: dict[str, Any] = {}
-        if self.mode.value == "local":  # what run ids, token counts and FLOP conventions read from the data
-            from ..trainer import TrainConfig, sample_pair, tokens_per_sample
-
-            data = {"example_input": sample_pair(self.dataset, 0, "dataset")[0],
-                    "tokens_per_sample": tokens_per_sample(self.dataset),
-                    "train_config": self.run_options.get("train_config") or TrainConfig()}
+        data = training_facts(self.dataset, self.mode.value, self.run_options.get("train_config"))
         try:
             self.plan = plan_sweep(self.model_cls, self.model_size_param, self.budgets,
                                    points_per_budget=self.points.value, size_span=self.size_span.value,
@@ -175,8 +188,13 @@ class SweepDesigner:
             self.plan, self.error = None, str(exc)
         self._show_plan()
 
+    @property
+    def running(self) -> bool:
+        """Whether a sweep started here is still running (or drawing its last state)."""
+        return self.monitor is not None and not self.monitor.done
+
     def _show_plan(self) -> None:
-        running = self.monitor is not None and not self.monitor.handle.done
+        running = self.running
         self.run_button.disabled = self.plan is None or running
         if self.plan is None:
             self.summary.value = (f"<pre style='color:crimson; white-space:pre-wrap'>No plan: "
@@ -202,7 +220,7 @@ class SweepDesigner:
         """Start the planned sweep in the background and show it live below the controls."""
         if self.plan is None:
             raise ValueError(f"SweepDesigner.run: there is no plan to run: {self.error}")
-        if self.monitor is not None and not self.monitor.handle.done:
+        if self.running:
             raise RuntimeError("SweepDesigner.run: a sweep is still running; stop it or wait for it first")
         extra = {"law": self.law, "seed": self.seed} if self.mode.value == "mock" else {}
         self.monitor = SweepMonitor.start(
@@ -211,8 +229,21 @@ class SweepDesigner:
             **self.run_options)
         self.monitor_box.children = [self.monitor.widget]
         self.run_button.disabled = True
-        self.monitor.add_done_callback(lambda _: setattr(self.run_button, "disabled", self.plan is None))
+        self.monitor.add_done_callback(self._finished)
         return self.monitor
+
+    def _finished(self, monitor: SweepMonitor) -> None:
+        if monitor is self.monitor:  # not an older sweep's late callback
+            self.run_button.disabled = self.plan is None
+
+    def _clicked(self, _: Any) -> None:
+        """The Run button: errors go where the user is looking, not to the log console."""
+        try:
+            self.run()
+        except Exception as exc:  # a store made another way, a dataset that cannot be read...
+            logger.exception("SweepDesigner could not start the sweep")
+            self.summary.value += (f"<pre style='color:crimson; white-space:pre-wrap'>Could not start the sweep: "
+                                   f"{escape(f'{type(exc).__name__}: {exc}')}</pre>")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -17,6 +17,39 @@ from typing import Any
 from ._deps import require_widgets
 
 
+# what a person sets by zooming and panning: kept when a redraw does not set it itself
+VIEW_STATE = frozenset({"range", "autorange", "dragmode"})
+
+
+def layout_changes(current: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The relayout (dotted paths) that turns layout ``current`` into ``new``: only what changed travels
+    (not the template on every redraw), what ``new`` lacks is cleared (a relayout leaves what it does not
+    mention), and a zoom the user made survives.
+
+    >>> layout_changes({"title": {"text": "a"}, "xaxis": {"range": [0, 1], "type": "log"}},
+    ...                {"title": {"text": "b"}, "xaxis": {"type": "log"}, "height": 300})
+    {'height': 300, 'title.text': 'b'}
+    """
+    changes: dict[str, Any] = {}
+    for key in sorted(set(current) | set(new)):
+        path, old = f"{prefix}{key}", current.get(key)
+        if key not in new:
+            if key not in VIEW_STATE:
+                changes[path] = None
+            continue
+        value = new[key]
+        try:
+            if old == value:
+                continue
+        except ValueError:  # arrays compare element-wise: treat as changed
+            pass
+        if isinstance(old, dict) and isinstance(value, dict):
+            changes.update(layout_changes(old, value, f"{path}."))
+        else:
+            changes[path] = value
+    return changes
+
+
 class LiveFigure:
     """Holds one ``plotly.graph_objects.FigureWidget`` (``.widget``) and redraws it from whole figures.
 
@@ -43,11 +76,7 @@ class LiveFigure:
             layout["height"] = self._height
         with self._lock:
             widget = self.widget
-            current = widget._layout
-            # only what changed travels (not the template each time); what the new layout lacks is cleared,
-            # since a relayout leaves keys it does not mention (a placeholder's note, say)
-            relayout = {key: value for key, value in layout.items() if current.get(key) != value}
-            relayout.update({key: None for key in set(current) - set(layout)})
+            relayout = layout_changes(widget._layout, layout)
             if [t.type for t in widget.data] == [t.type for t in fig.data]:
                 with widget.batch_update():
                     for trace, new in zip(widget.data, fig.data):

@@ -13,8 +13,9 @@ import pandas as pd
 
 from .._checks import check_number, param_error
 from .._format import budget_label, human
-from ..live import (FINISHED, Snapshot, curves_figure, duration, isoflops_figure, laws_figure, runs_table,
-                    snapshot, targets_for)
+from ..live import (Snapshot, curves_figure, duration, isoflops_figure, laws_figure, runs_table, snapshot,
+                    status_counts, targets_for)
+from ..store import FINISHED
 from ..result import Result
 from ..runner import SweepHandle, run_sweep
 from ._deps import require_widgets
@@ -66,7 +67,6 @@ class SweepMonitor:
                               type(handle).__name__, "Or call SweepMonitor.start(plan, ...) to start one.")
         self.handle = handle
         self.refresh_every = check_number(refresh_every, "refresh_every", "SweepMonitor", above=0)
-        self.extrapolate_to = extrapolate_to
         self._started = time.perf_counter()
         self._cursor = 0  # events read so far
         self._steps: dict[str, tuple[int, int]] = {}  # run_id -> (step, steps)
@@ -77,6 +77,7 @@ class SweepMonitor:
         self._lock = threading.Lock()
         self._on_done: list[Callable[[SweepMonitor], None]] = []
         self._over = False
+        self._stopped = False
 
         results = handle.results()
         self.targets = targets_for(results["budget"].unique(), extrapolate_to)
@@ -87,14 +88,7 @@ class SweepMonitor:
                                     tooltip="End the sweep after the current run (or step); finished runs are kept")
         self.stop_button.on_click(lambda _: self.stop())
         self.bars: dict[str, Any] = {}
-        rows = []
-        for row in results.itertuples():
-            bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="180px"))
-            self.bars[row.run_id] = bar
-            label = W.HTML(f"<span title='run {escape(str(row.run_id))}'>{budget_label(row.budget)} FLOPs · "
-                           f"N={human(row.params)} · D={human(row.tokens)}</span>", layout=W.Layout(width="300px"))
-            rows.append(W.HBox([label, bar], layout=W.Layout(flex="0 0 auto")))  # rows keep their height
-        self.runs_box = W.VBox(rows, layout=W.Layout(max_height="200px", overflow="auto"))
+        self.runs_box = W.VBox(self._run_rows(results), layout=W.Layout(max_height="200px", overflow="auto"))
         self.isoflops = LiveFigure(isoflops_figure(self.snapshot), height=430)
         self.laws = LiveFigure(laws_figure(self.snapshot, self.targets), height=380)
         self.curves = LiveFigure(curves_figure(self._finished_curves, results), height=330)
@@ -108,9 +102,21 @@ class SweepMonitor:
                               self.isoflops.widget, self.laws.widget, self.curves.widget, tables, self.notes])
         self.widget.add_class("flops-fit-monitor")
         self.table.add_class("flops-fit-runs")
-        self._refreshed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flops_fit-monitor", daemon=True)
         self._thread.start()
+
+    def _run_rows(self, results: pd.DataFrame) -> list[Any]:
+        """A label and a progress bar per planned run (kept in ``self.bars`` by run_id)."""
+        import ipywidgets as W
+
+        rows = []
+        for row in results.itertuples():
+            bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="180px"))
+            self.bars[row.run_id] = bar
+            label = W.HTML(f"<span title='run {escape(str(row.run_id))}'>{budget_label(row.budget)} FLOPs · "
+                           f"N={human(row.params)} · D={human(row.tokens)}</span>", layout=W.Layout(width="300px"))
+            rows.append(W.HBox([label, bar], layout=W.Layout(flex="0 0 auto")))  # rows keep their height
+        return rows
 
     @classmethod
     def start(cls, plan: pd.DataFrame, *args: Any, refresh_every: float = 0.25,
@@ -122,12 +128,19 @@ class SweepMonitor:
     # -- what users call ---------------------------------------------------------------------------
     def stop(self) -> None:
         """End the sweep after the current run (or step, when training here); what finished is kept."""
+        if self.handle.done:
+            return
+        self._stopped = True
         self.handle.stop()
         self.stop_button.disabled = True
         self.stop_button.description = "Stopping"
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
-        """Block until the sweep ends and the last redraw is done; returns the results frame."""
+        """Block until the sweep ends and the last redraw is done; returns the results frame.
+
+        With ``timeout`` (seconds) it returns when the time is up even if the sweep goes on:
+        the frame then holds what finished so far (check :attr:`done`).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         results = self.handle.wait(timeout)
         self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -181,8 +194,12 @@ class SweepMonitor:
             for event in events:
                 self._read(event)
             results = self.handle.results()
+            if final:  # runs cut short by Stop are pending again: no half-drawn curve or bar for them
+                self._live.clear()
+                self._steps = {rid: steps for rid, steps in self._steps.items()
+                               if rid in set(results.loc[results["status"].isin(FINISHED), "run_id"])}
             self._update_bars(results)
-            finished = int(results["status"].isin(FINISHED).sum())
+            finished = status_counts(results)["finished"]
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
                 self.snapshot = snapshot(results, extrapolate_to=self.targets)
@@ -194,11 +211,11 @@ class SweepMonitor:
                 self.notes.value = "".join(f"<div style='color:#8a6d3b'>{escape(n)}</div>"
                                            for n in self.snapshot.notes)
                 self._draw_curves(results)
-            elif self._live and time.perf_counter() - self._curves_drawn_at > 1.0:
+            elif final or (self._live and time.perf_counter() - self._curves_drawn_at > 1.0):
                 self._draw_curves(results)
             self._update_status(results, final)
-            if final:
-                self.snapshot = snapshot(results, curves=self.handle.curves(), extrapolate_to=self.targets)
+            if final and self.snapshot.result is not None:
+                self.snapshot.result.curves = self._finished_curves
 
     def _read(self, event: dict[str, Any]) -> None:
         run_id, kind = event.get("run_id"), event["type"]
@@ -215,13 +232,15 @@ class SweepMonitor:
     def _update_bars(self, results: pd.DataFrame) -> None:
         for run_id, status in zip(results["run_id"], results["status"]):
             bar = self.bars[run_id]
+            step, steps = self._steps.get(run_id, (0, 1))  # mock and executor runs report no steps
             if status in FINISHED:
-                bar.max = max(bar.max, 1)
+                bar.max = max(steps, 1)
                 bar.value, bar.bar_style = bar.max, _BAR_STYLE[status]
             elif run_id in self._steps:
-                step, steps = self._steps[run_id]
                 bar.max, bar.value, bar.bar_style = max(steps, 1), step, "info"
-        self.overall.value = int(results["status"].isin(FINISHED).sum())
+            else:
+                bar.value, bar.bar_style = 0, ""
+        self.overall.value = status_counts(results)["finished"]
 
     def _draw_curves(self, results: pd.DataFrame) -> None:
         live = [pd.DataFrame(points) for points in self._live.values() if points]
@@ -246,20 +265,22 @@ class SweepMonitor:
     def _update_status(self, results: pd.DataFrame | None, final: bool) -> None:
         if results is None:
             results = self.snapshot.results
-        counts = results["status"].value_counts().to_dict()
-        finished = int(results["status"].isin(FINISHED).sum())
+        counts = status_counts(results)
+        finished, pending = counts["finished"], counts["pending"]
         elapsed = duration(time.perf_counter() - self._started)
-        detail = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "pending")
+        detail = ", ".join(f"{counts[s]} {s}" for s in FINISHED if counts[s])
         if not final:
             self.status.value = f"running: {finished} of {len(results)} runs finished ({detail or 'none yet'}), {elapsed}"
             return
-        self.stop_button.disabled = True
-        self.stop_button.description = "Stopped" if counts.get("pending") else "Done"
+        self.stop_button.disabled, self.stop_button.button_style = True, ""
+        self.stop_button.description = "Stopped" if pending else "Done"
         if self.handle.error is not None:
             text = f"<span style='color:crimson'>the sweep failed: {escape(repr(self.handle.error))}</span>"
-        elif counts.get("pending"):
-            text = (f"stopped: kept {finished} finished runs ({detail}); {counts['pending']} not run. Run the "
-                    "same plan again (with the same store) to finish them.")
+        elif pending:
+            how = "stopped" if self._stopped else "ended early"
+            again = ("Run the same plan into the same store to finish them." if self.handle.store is not None
+                     else "Pass store= to keep finished runs on disk and resume later.")
+            text = f"{how}: kept {finished} finished runs ({detail or 'none'}); {pending} not run. {again}"
         else:
             text = f"done: {detail} in {elapsed}"
         self.status.value = text
