@@ -172,10 +172,24 @@ def test_app_runs_live_and_survives_a_reload(lab, tmp_path):
         paced = page.locator(".flops-fit-paced")
         paced.scroll_into_view_if_needed()
         paced.locator("button", has_text="Run sweep").click()
+        # the kernel stays free: run another cell while the sweep goes on
+        cell = page.locator(".jp-CodeCell", has_text="the kernel answered at").first
+        before = cell.locator(".jp-InputPrompt").text_content()
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        deadline = time.monotonic() + 30
+        while True:
+            now = cell.locator(".jp-InputPrompt").text_content()
+            if now != before and "*" not in now:
+                break
+            assert time.monotonic() < deadline, f"the cell did not run while the sweep went on (prompt {now})"
+            time.sleep(0.05)
+        during = page.evaluate(COUNT_POINTS, ".flops-fit-paced")
+        assert during < 27, f"the cell only ran after the sweep ended ({during} points by then)"
         grew = _wait_for(page, COUNT_POINTS, lambda n: n == 27, 90, "27 points in the paced app",
                          arg=".flops-fit-paced")
         partway = sorted({n for n in grew if 0 < n < 27})
-        print(f"paced app: IsoFLOP point counts seen while it ran: {sorted(set(grew))}")
+        print(f"paced app: a cell ran at {during} of 27 points; point counts seen: {sorted(set(grew))}")
         assert len(partway) >= 2, f"points did not arrive run by run: saw counts {sorted(set(grew))}"
         paced.locator(".flops-fit-monitor >> text=done: 27 completed").wait_for(timeout=30_000)
 
