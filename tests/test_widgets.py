@@ -250,3 +250,23 @@ def test_stop_during_local_training_leaves_no_half_run_drawn():
     assert "stopped: kept" in monitor.status.value and "Pass store=" in monitor.status.value
     monitor.stop()  # after the end: nothing changes
     assert monitor.stop_button.description == "Stopped"
+
+
+def test_designer_limits_the_size_knob():
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, n_budgets=3)
+    assert designer.size_range is None and designer.size_limits.disabled
+    low, high = designer.size_limits.value
+    assert (low, high) == (designer.plan["size"].min(), designer.plan["size"].max())
+    designer.limit_sizes.value = True
+    designer.size_limits.value = (32, 4096)  # too narrow for 1e21: the planner says so, Run is off
+    assert designer.size_range == (32, 4096) and designer.plan is None and designer.run_button.disabled
+    assert "size_range" in html.unescape(designer.summary.value)
+    designer.budget_range.value = (1e17, 1e18)
+    assert designer.plan is not None and designer.plan["size"].between(32, 4096).all()
+    designer.limit_sizes.value = False
+    assert designer.size_range is None and designer.plan["size"].max() > 0
+    given = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, budgets=(1e17, 1e18), n_budgets=3,
+                          size_range=(32, 4096))
+    assert given.limit_sizes.value and given.plan["size"].between(32, 4096).all()
+    with pytest.raises(ValueError, match="'size_range' parameter of SweepDesigner"):
+        SweepDesigner(GPT, "d_model", size_range=(512, 64))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._checks import check_choice, check_number, check_seed, param_error
+from .._checks import check_choice, check_int_list, check_number, check_seed, param_error
 from ..api import training_facts
 from ..live import budget_grid, budget_options, duration, plan_summary, plan_table
 from ..mock import PlantedLaw, check_law
@@ -53,8 +53,9 @@ class SweepDesigner:
         default 30 % of a matrix-multiply peak measured on this machine.
     run_options
         ``law``, ``seed``, ``store``, ``train_config``, ``eval_dataset``, ``executor``... go to
-        :func:`~flops_fit.run_sweep`; ``model_kwargs``, ``flop_convention``, ``multiple_of``
-        and ``size_range`` to :func:`~flops_fit.plan_sweep`.
+        :func:`~flops_fit.run_sweep`; ``model_kwargs``, ``flop_convention`` and ``multiple_of``
+        to :func:`~flops_fit.plan_sweep`. ``size_range=(low, high)`` starts with the knob
+        limited to that range (the "limit" box and its slider change it).
 
     Examples
     --------
@@ -127,7 +128,7 @@ class SweepDesigner:
         self.dataset, self.loss_fn = dataset, loss_fn
         self.law, self.seed, self.extrapolate_to = law, seed, extrapolate_to
         self.plan_options = {"model_kwargs": model_kwargs, "flop_convention": flop_convention,
-                             "multiple_of": multiple_of, "size_range": size_range}
+                             "multiple_of": multiple_of}
         self.run_options = run_options
         self._flops_per_second = flops_per_second
         self.monitor: SweepMonitor | None = None
@@ -152,6 +153,17 @@ class SweepDesigner:
                                                  max=max(3.0, math.log10(tokens_per_param)), step=0.05,
                                                  description="D/N prior", continuous_update=False, style=style,
                                                  layout=wide, readout_format=".3g")
+        # the knob's range: off, the planner searches every value the factory accepts
+        if size_range is not None:
+            size_range = tuple(check_int_list(size_range, "size_range", func, "(low, high) knob values"))
+            if len(size_range) != 2 or size_range[0] >= size_range[1]:
+                raise param_error("size_range", func, "(low, high) with low < high", size_range)
+        top = max([4096, *(size_range or ())])
+        self.limit_sizes = W.Checkbox(value=size_range is not None, description=f"limit {model_size_param}",
+                                      style=style, indent=False, layout=W.Layout(width="150px"))
+        self.size_limits = W.IntRangeSlider(value=tuple(size_range or (1, top)), min=1, max=top,
+                                            disabled=size_range is None, continuous_update=False,
+                                            layout=W.Layout(width="370px"))
         self.mode = W.ToggleButtons(options=list(MODES) if can_train else ["mock"], value=mode,
                                     description="mode", style=style,
                                     tooltips=["simulate a known law, no training", "train every run here"][
@@ -162,13 +174,27 @@ class SweepDesigner:
         self.run_button.on_click(self._clicked)
         self.monitor_box = W.VBox()
         controls = W.VBox([self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
-                           self.mode])
+                           W.HBox([self.limit_sizes, self.size_limits]), self.mode])
         self.widget = W.VBox([controls, self.summary, self.table, self.run_button, self.monitor_box])
         self.widget.add_class("flops-fit-designer")
-        for control in (self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
-                        self.mode):
-            control.observe(lambda _: self.replan(), names="value")
         self.replan()
+        if size_range is None and self.plan is not None:  # start the limits where the plan is, room to widen
+            largest = int(self.plan["size"].max())
+            self.size_limits.max = max(top, 4 * largest)
+            self.size_limits.value = (int(self.plan["size"].min()), largest)
+        for control in (self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
+                        self.size_limits, self.mode):
+            control.observe(lambda _: self.replan(), names="value")
+        self.limit_sizes.observe(self._toggle_limits, names="value")
+
+    def _toggle_limits(self, change: Any) -> None:
+        self.size_limits.disabled = not change["new"]
+        self.replan()
+
+    @property
+    def size_range(self) -> tuple[int, int] | None:
+        """The knob range the planner may use (None: any value the factory accepts)."""
+        return tuple(self.size_limits.value) if self.limit_sizes.value else None
 
     @property
     def budgets(self) -> list[float]:
@@ -182,7 +208,8 @@ class SweepDesigner:
         try:
             self.plan = plan_sweep(self.model_cls, self.model_size_param, self.budgets,
                                    points_per_budget=self.points.value, size_span=self.size_span.value,
-                                   tokens_per_param=self.tokens_per_param.value, **self.plan_options, **data)
+                                   tokens_per_param=self.tokens_per_param.value, size_range=self.size_range,
+                                   **self.plan_options, **data)
             self.error = None
         except (ValueError, TypeError) as exc:  # a budget no size can serve, a factory that rejects a knob...
             self.plan, self.error = None, str(exc)
