@@ -51,10 +51,10 @@ def budget_grid(low: float, high: float, count: int) -> list[float]:
 def plan_summary(plan: pd.DataFrame, mode: str, flops_per_second: float | None = None) -> dict[str, Any]:
     """Runs, budgets, total compute and an estimated wall time for a plan.
 
-    Mock runs take about a millisecond each; real ones take their FLOPs divided by
+    Mock runs are counted at 2 ms each; real ones take their FLOPs divided by
     ``flops_per_second`` (unknown when it is None).
     """
-    total = float((plan["flops_per_token"] * plan["tokens"]).sum())
+    total = float(plan["flops"].sum())  # what each run will spend, as SweepPlan.total_compute counts it
     if mode == "mock":
         seconds = 0.002 * len(plan)
     elif flops_per_second:

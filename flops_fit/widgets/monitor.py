@@ -189,17 +189,18 @@ class SweepMonitor:
             events = self.handle.events_since(self._cursor)
             self._cursor += len(events)
             if not events and not final and self._drawn_finished >= 0:  # nothing new: just the clock
-                self._update_status(None, final)
+                self._update_status(self.snapshot.counts, len(self.snapshot.results), final)
                 return
             for event in events:
                 self._read(event)
             results = self.handle.results()
+            counts = status_counts(results)
             if final:  # runs cut short by Stop are pending again: no half-drawn curve or bar for them
                 self._live.clear()
-                self._steps = {rid: steps for rid, steps in self._steps.items()
-                               if rid in set(results.loc[results["status"].isin(FINISHED), "run_id"])}
+                ended = set(results.loc[results["status"].isin(FINISHED), "run_id"])
+                self._steps = {rid: steps for rid, steps in self._steps.items() if rid in ended}
             self._update_bars(results)
-            finished = status_counts(results)["finished"]
+            self.overall.value = finished = counts["finished"]
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
                 self.snapshot = snapshot(results, extrapolate_to=self.targets)
@@ -213,7 +214,7 @@ class SweepMonitor:
                 self._draw_curves(results)
             elif final or (self._live and time.perf_counter() - self._curves_drawn_at > 1.0):
                 self._draw_curves(results)
-            self._update_status(results, final)
+            self._update_status(counts, len(results), final)
             if final and self.snapshot.result is not None:
                 self.snapshot.result.curves = self._finished_curves
 
@@ -240,7 +241,6 @@ class SweepMonitor:
                 bar.max, bar.value, bar.bar_style = max(steps, 1), step, "info"
             else:
                 bar.value, bar.bar_style = 0, ""
-        self.overall.value = status_counts(results)["finished"]
 
     def _draw_curves(self, results: pd.DataFrame) -> None:
         live = [pd.DataFrame(points) for points in self._live.values() if points]
@@ -262,15 +262,12 @@ class SweepMonitor:
         })
         return shown.to_html(index=False, border=0)
 
-    def _update_status(self, results: pd.DataFrame | None, final: bool) -> None:
-        if results is None:
-            results = self.snapshot.results
-        counts = status_counts(results)
+    def _update_status(self, counts: dict[str, int], runs: int, final: bool) -> None:
         finished, pending = counts["finished"], counts["pending"]
         elapsed = duration(time.perf_counter() - self._started)
         detail = ", ".join(f"{counts[s]} {s}" for s in FINISHED if counts[s])
         if not final:
-            self.status.value = f"running: {finished} of {len(results)} runs finished ({detail or 'none yet'}), {elapsed}"
+            self.status.value = f"running: {finished} of {runs} runs finished ({detail or 'none yet'}), {elapsed}"
             return
         self.stop_button.disabled, self.stop_button.button_style = True, ""
         self.stop_button.description = "Stopped" if pending else "Done"
