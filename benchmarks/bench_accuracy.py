@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit import FitWarning, PlantedLaw, fit_isoflops, fit_power_laws, plan_sweep, run_sweep
-from flops_fit.analyzer import predict_from_laws
+from flops_fit.approaches.laws import predict_from_laws
 from flops_fit.examples import GPT
 
 BUDGET_SETS = {

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit import bootstrap_parametric, fit_parametric
-from flops_fit.parametric import _data, _refine
+from flops_fit.approaches.parametric import _data, _refine
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
 PUBLISHED = {  # Besiroglu et al. 2024 (Epoch's estimate) and their 4,500-start grid

@@ -45,16 +45,17 @@ print(json.dumps({"cold": cold, "warm": warm, "runs": len(result.results),
 
 PLAN_LARGE = """
 import json, resource, time
-import flops_fit.sweep as sweep
+import flops_fit.planning.sizes as sizes
+from flops_fit import plan_sweep
 from flops_fit.examples import GPT
 probed = []
-count = sweep.count_params
+count = sizes.count_params
 def recording(model_cls, param, value, model_kwargs=None):
     probed.append(value)
     return count(model_cls, param, value, model_kwargs)
-sweep.count_params = recording
+sizes.count_params = recording
 t = time.perf_counter()
-plan = sweep.plan_sweep(GPT, "d_model", [1e18, 1e19, 1e20, 1e21, 4e21], size_range=(8, 8192), model_kwargs={"n_layer": 24})
+plan = plan_sweep(GPT, "d_model", [1e18, 1e19, 1e20, 1e21, 4e21], size_range=(8, 8192), model_kwargs={"n_layer": 24})
 print(json.dumps({"seconds": time.perf_counter() - t, "max_probed": max(probed), "probes": len(probed),
                   "max_params": int(plan["params"].max()),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -20,31 +20,33 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "find_optimal": "api",
-    "plan_sweep": "sweep",
-    "count_params": "sweep",
-    "SizeSearchError": "sweep",
+    "SweepPlan": "api",
+    "PlanSpec": "spec",
+    "plan_sweep": "planning.planner",
+    "count_params": "planning.sizes",
+    "SizeSearchError": "errors",
+    "FitWarning": "errors",
+    "CannotFitError": "errors",
     "run_sweep": "runner",
-    "fit_isoflops": "analyzer",
-    "fit_power_laws": "analyzer",
-    "snap_budgets": "analyzer",
-    "FitWarning": "analyzer",
-    "load_results": "store",
-    "load": "store",
+    "SweepHandle": "handle",
+    "fit_isoflops": "approaches.isoflop",
+    "bootstrap_isoflops": "approaches.isoflop",
+    "fit_power_laws": "approaches.laws",
+    "fit_parametric": "approaches.parametric",
+    "parametric_frontier": "approaches.parametric",
+    "bootstrap_parametric": "approaches.parametric",
+    "fit_envelope": "approaches.envelope",
+    "bootstrap_envelope": "approaches.envelope",
+    "diagnose": "approaches.diagnostics",
+    "snap_budgets": "frames",
+    "load_results": "frames",
+    "load": "result",
+    "Result": "result",
     "SweepStore": "store",
-    "SweepHandle": "runner",
     "gpu_pool": "executors",
-    "fit_parametric": "parametric",
-    "parametric_frontier": "parametric",
-    "bootstrap_parametric": "parametric",
-    "fit_envelope": "envelope",
-    "bootstrap_envelope": "envelope",
-    "bootstrap_isoflops": "bootstrap",
-    "diagnose": "diagnostics",
     "flops_per_token": "flops",
     "PlantedLaw": "mock",
-    "TrainConfig": "trainer",
-    "SweepPlan": "result",
-    "Result": "result",
+    "TrainConfig": "training.config",
     "plot_isoflops": "visualizer",
     "plot_scaling_laws": "visualizer",
     "plot_loss_curves": "visualizer",
@@ -53,21 +55,25 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analyzer import FitWarning, fit_isoflops, fit_power_laws, snap_budgets
-    from .api import find_optimal
-    from .flops import flops_per_token
-    from .mock import PlantedLaw
-    from .result import Result, SweepPlan
-    from .runner import run_sweep
-    from .bootstrap import bootstrap_isoflops
-    from .diagnostics import diagnose
-    from .envelope import bootstrap_envelope, fit_envelope
+    from .api import SweepPlan, find_optimal
+    from .approaches.diagnostics import diagnose
+    from .approaches.envelope import bootstrap_envelope, fit_envelope
+    from .approaches.isoflop import bootstrap_isoflops, fit_isoflops
+    from .approaches.laws import fit_power_laws
+    from .approaches.parametric import bootstrap_parametric, fit_parametric, parametric_frontier
+    from .errors import CannotFitError, FitWarning, SizeSearchError
     from .executors import gpu_pool
-    from .parametric import bootstrap_parametric, fit_parametric, parametric_frontier
-    from .runner import SweepHandle
-    from .store import SweepStore, load, load_results
-    from .trainer import TrainConfig
-    from .sweep import SizeSearchError, count_params, plan_sweep
+    from .flops import flops_per_token
+    from .frames import load_results, snap_budgets
+    from .handle import SweepHandle
+    from .mock import PlantedLaw
+    from .planning.planner import plan_sweep
+    from .planning.sizes import count_params
+    from .result import Result, load
+    from .runner import run_sweep
+    from .spec import PlanSpec
+    from .store import SweepStore
+    from .training.config import TrainConfig
     from .visualizer import plot_isoflops, plot_loss_curves, plot_scaling_laws
 
 

@@ -1,17 +1,22 @@
-"""find_optimal(): plan, run and fit an IsoFLOP sweep in one call."""
+"""find_optimal(): plan, run and fit an IsoFLOP sweep in one call; SweepPlan, what it plans."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from ._checks import check_budgets, check_choice, check_seed, param_error
-from .flops import FlopConvention
 from .mock import PlantedLaw, check_law
-from .runner import MODES
-from .trainer import TrainConfig, sample_pair, tokens_per_sample
-from .result import Result, SweepPlan
-from .sweep import plan_sweep
+from .planning.planner import plan_sweep
+from .result import Result
+from .runner import run_sweep
+from .schema import MODES
+from .spec import PlanSpec
+from .training.config import TrainConfig
+from .training.data import sample_pair, tokens_per_sample
 
 
 def training_facts(dataset: Any, mode: str, train_config: TrainConfig | None) -> dict[str, Any]:
@@ -35,14 +40,7 @@ def find_optimal(
     seed: int = 0,
     law: PlantedLaw | None = None,
     extrapolate_to: Sequence[float] | None = None,
-    points_per_budget: int = 9,
-    tokens_per_param: float = 20.0,
-    size_span: float = 100.0,
-    size_values: Sequence[int] | None = None,
-    size_range: tuple[int, int] | None = None,
-    multiple_of: int = 1,
-    flop_convention: FlopConvention = "6N",
-    model_kwargs: Mapping[str, Any] | None = None,
+    spec: PlanSpec | None = None,
     train_config: TrainConfig | None = None,
     eval_dataset: Any = None,
     callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
@@ -50,6 +48,7 @@ def find_optimal(
     store: Any = None,
     executor: Any = None,
     retry_failed: bool = False,
+    **options: Any,
 ) -> Result | SweepPlan:
     """Find the compute-optimal model size for a model family, the Chinchilla way.
 
@@ -80,13 +79,17 @@ def find_optimal(
         The law mock mode simulates.
     extrapolate_to : sequence of float, optional
         Budgets to predict for; default 10x and 100x the largest budget.
-    points_per_budget, tokens_per_param, size_span, size_values, size_range, multiple_of, flop_convention, model_kwargs
-        Passed to :func:`plan_sweep`.
+    spec : PlanSpec, optional
+        How to plan (see :class:`~flops_fit.PlanSpec` and :func:`plan_sweep`).
     train_config, eval_dataset, callbacks, progress
         Passed to :func:`run_sweep` for ``mode="local"``.
     store, executor, retry_failed
         Passed to :func:`run_sweep`: keep every finished run in a sweep directory
         (rerunning resumes), run on any ``concurrent.futures.Executor``.
+    **options
+        Planning options, any field of :class:`~flops_fit.PlanSpec` (``points_per_budget``,
+        ``tokens_per_param``, ``size_span``, ``size_values``, ``size_range``, ``multiple_of``,
+        ``flop_convention``, ``model_kwargs``), replacing that field of ``spec``.
 
     Returns
     -------
@@ -115,15 +118,78 @@ def find_optimal(
     check_law(law, func)
     if extrapolate_to is not None:
         check_budgets(extrapolate_to, func, "extrapolate_to")
-    plan = plan_sweep(
-        model_cls, model_size_param, compute_budgets, points_per_budget=points_per_budget,
-        tokens_per_param=tokens_per_param, size_span=size_span, size_values=size_values, size_range=size_range,
-        multiple_of=multiple_of, flop_convention=flop_convention, model_kwargs=model_kwargs,
-        **training_facts(dataset, mode, train_config),
-    )
+    spec = PlanSpec.from_options(spec, options, func)
+    plan = plan_sweep(model_cls, model_size_param, compute_budgets, spec=spec,
+                      **training_facts(dataset, mode, train_config))
     sweep = SweepPlan(plan, model_cls=model_cls, model_size_param=model_size_param, dataset=dataset,
-                      loss_fn=loss_fn, train_config=train_config, eval_dataset=eval_dataset)
+                      loss_fn=loss_fn, train_config=train_config, eval_dataset=eval_dataset, spec=spec)
     if not train or dataset is None or loss_fn is None:
         return sweep
     return sweep.run(mode=mode, law=law, seed=seed, extrapolate_to=extrapolate_to, callbacks=callbacks,
                      progress=progress, store=store, executor=executor, retry_failed=retry_failed)
+
+
+@dataclass
+class SweepPlan:
+    """A planned IsoFLOP sweep: ``plan`` has one row per run (see :func:`plan_sweep`).
+
+    Inspect it, edit ``plan`` if you like, then call :meth:`run`.
+    """
+
+    plan: pd.DataFrame
+    model_cls: Callable[..., Any] | None = None
+    model_size_param: str | None = None
+    dataset: Any = None
+    loss_fn: Callable[..., Any] | None = None
+    train_config: TrainConfig | None = None
+    eval_dataset: Any = None
+    spec: PlanSpec | None = None  # how the plan was made; stored with it in a sweep directory
+
+    @property
+    def compute_budgets(self) -> list[float]:
+        return sorted(self.plan["budget"].unique().tolist())
+
+    @property
+    def total_compute(self) -> float:
+        """FLOPs the whole sweep will spend."""
+        return float(self.plan["flops"].sum())
+
+    def summary(self) -> pd.DataFrame:
+        """One row per budget: how many runs, which sizes, the N and D/N they span."""
+        grouped = self.plan.groupby("budget", sort=True)
+        return pd.DataFrame({
+            "runs": grouped.size(),
+            "sizes": grouped["size"].agg(lambda s: ", ".join(str(v) for v in s)),
+            "params_min": grouped["params"].min(), "params_max": grouped["params"].max(),
+            "tokens_per_param_min": grouped["tokens_per_param"].min(),
+            "tokens_per_param_max": grouped["tokens_per_param"].max(),
+        })
+
+    def run(self, dataset: Any = None, loss_fn: Callable[..., Any] | None = None, *, mode: str = "mock",
+            law: PlantedLaw | None = None, seed: int = 0, extrapolate_to: Sequence[float] | None = None,
+            **run_options: Any) -> Result:
+        """Run the plan (:func:`run_sweep`) and fit it; returns a :class:`Result`.
+
+        ``dataset`` and ``loss_fn`` default to the ones the plan was made with;
+        ``run_options`` go to :func:`run_sweep` (``train_config``, ``callbacks``, ...).
+        """
+        run_options.setdefault("train_config", self.train_config)
+        run_options.setdefault("eval_dataset", self.eval_dataset)
+        if self.spec is not None:
+            run_options.setdefault("model_kwargs", self.spec.model_kwargs)
+        law = check_law(law, "SweepPlan.run")
+        results, curves = run_sweep(
+            self.plan, self.model_cls, dataset if dataset is not None else self.dataset,
+            loss_fn if loss_fn is not None else self.loss_fn, mode=mode, law=law, seed=seed, return_curves=True,
+            model_size_param=self.model_size_param, spec=self.spec, **run_options)
+        return Result.from_results(results, curves=curves, plan=self.plan, extrapolate_to=extrapolate_to,
+                                   law=law if mode == "mock" else None, spec=self.spec)
+
+    def __repr__(self) -> str:
+        return (f"SweepPlan({len(self.plan)} runs over {len(self.compute_budgets)} budgets, "
+                f"total {self.total_compute:.3g} FLOPs)\n{self.summary().to_string()}")
+
+    def _repr_html_(self) -> str:
+        head = (f"<b>SweepPlan</b>: {len(self.plan)} runs over {len(self.compute_budgets)} budgets, "
+                f"total {self.total_compute:.3g} FLOPs")
+        return head + self.summary().to_html()

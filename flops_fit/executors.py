@@ -12,6 +12,8 @@ import multiprocessing as mp
 import os
 from collections.abc import Sequence
 
+from . import _deps
+
 
 def _pin_gpu(free: mp.Queue) -> None:  # runs once in each worker process, before any run
     os.environ["CUDA_VISIBLE_DEVICES"] = str(free.get())
@@ -35,9 +37,7 @@ def gpu_pool(gpus: int | Sequence[int] | None = None) -> cf.ProcessPoolExecutor:
     ...     run_sweep(plan, GPT, data, lm_loss, mode="local", executor=pool, store="sweep/")
     """
     if gpus is None:
-        import torch
-
-        gpus = torch.cuda.device_count()
+        gpus = _deps.torch().cuda.device_count()
     ids = list(range(gpus)) if isinstance(gpus, int) else [int(g) for g in gpus]
     if not ids:
         raise ValueError("The 'gpus' parameter of gpu_pool must name at least one GPU. Got none (is CUDA visible?).")

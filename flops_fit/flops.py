@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
+from . import _deps
 from ._checks import param_error
 
 FlopConvention = Union[str, Callable[[float], float]]
@@ -75,16 +76,15 @@ def _attention(ctx: FlopContext) -> float:
 
 
 def _measured(ctx: FlopContext) -> float:
-    import torch
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
+    torch = _deps.torch()
+    attention = _deps.torch_part("nn.attention")
+    FlopCounterMode = _deps.torch_part("utils.flop_counter").FlopCounterMode
     if ctx.example_input is None:
         raise ValueError("flop_convention='measured' needs an input sample: pass a dataset or example_input.")
     sample = torch.as_tensor(ctx.example_input).to("meta")
     batch = sample[None].expand(2, *sample.shape)  # 2 samples: BatchNorm refuses a batch of one
     try:
-        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        with attention.sdpa_kernel(attention.SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             out = _first_tensor(ctx.model(batch))
             out.float().sum().backward()
     except Exception as exc:
@@ -114,14 +114,30 @@ CONVENTIONS: dict[str, Callable[[FlopContext], float]] = {
 NEEDS_MODEL = {"6N_non_embedding", "attention", "measured"}
 
 
-def convention_name(convention: FlopConvention) -> str:
-    return convention if isinstance(convention, str) else getattr(convention, "__name__", repr(convention))
+_RECORDED = "callable:"  # how a stored plan names a callable convention it cannot hold
+
+
+def convention_name(convention: FlopConvention, recorded: bool = False) -> str:
+    """The convention's name; a callable's ``__name__`` (as ``"callable:<name>"`` with ``recorded``)."""
+    if isinstance(convention, str):
+        return convention
+    name = getattr(convention, "__name__", repr(convention))
+    return f"{_RECORDED}{name}" if recorded else name
+
+
+def is_recorded(convention: object) -> bool:
+    """Whether ``convention`` is a stored plan's record of a callable (which names it but cannot run it)."""
+    return isinstance(convention, str) and convention.startswith(_RECORDED)
 
 
 def resolve_convention(convention: FlopConvention, func: str = "plan_sweep") -> Callable[[FlopContext], float]:
     """Return the ``FlopContext -> flops_per_token`` function behind a convention."""
     if isinstance(convention, str) and convention in CONVENTIONS:
         return CONVENTIONS[convention]
+    if is_recorded(convention):
+        raise param_error("flop_convention", func, "a convention that can be computed", convention,
+                          f"This plan was made with the callable {convention[len(_RECORDED):]}, which a stored plan "
+                          "names but cannot hold; pass it again as flop_convention=.")
     if callable(convention):
         return lambda ctx: float(convention(ctx.params))
     raise param_error(

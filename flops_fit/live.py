@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ._format import budget_label, human
+from .mock import PlantedLaw
 from .result import Result, default_targets
-from .store import FINISHED
+from .schema import FINISHED, LAW_COLUMNS, OPTIMA_COLUMNS, Status
+from .visualizer import plot_isoflops, plot_loss_curves, plot_scaling_laws
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -106,7 +108,7 @@ def runs_table(results: pd.DataFrame) -> pd.DataFrame:
 def status_counts(results: pd.DataFrame) -> dict[str, int]:
     """Runs per status (0 where none), and ``finished``: completed, diverged or failed."""
     counts = results["status"].value_counts()
-    out = {s: int(counts.get(s, 0)) for s in (*FINISHED, "pending")}
+    out = {s: int(counts.get(s, 0)) for s in (*FINISHED, Status.PENDING.value)}
     out["finished"] = sum(out[s] for s in FINISHED)
     return out
 
@@ -133,20 +135,20 @@ class Snapshot:
 
 
 def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
-             extrapolate_to: Sequence[float] | None = None) -> Snapshot:
+             extrapolate_to: Sequence[float] | None = None, law: PlantedLaw | None = None) -> Snapshot:
     """Fit whatever has completed: optima for budgets with 3 or more sizes, laws once 2 budgets have one.
 
     Fit warnings are collected into ``notes`` instead of being raised, since a sweep
     part-way through is expected to be missing things.
     """
     snap = Snapshot(results=results)
-    if not (results["status"] == "completed").any():
+    if not (results["status"] == Status.COMPLETED.value).any():
         snap.notes.append("No run has completed yet.")
         return snap
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to)
+            snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to, law=law)
         except ValueError as exc:
             snap.notes.append(str(exc))
     snap.notes += [str(w.message) for w in caught]
@@ -159,8 +161,6 @@ def targets_for(budgets: Sequence[float], extrapolate_to: Sequence[float] | None
 
 
 def _fits(snap: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from .analyzer import LAW_COLUMNS, OPTIMA_COLUMNS
-
     if snap.result is None:
         return pd.DataFrame(columns=OPTIMA_COLUMNS), pd.DataFrame(columns=LAW_COLUMNS)
     return snap.result.optima, snap.result.laws
@@ -169,8 +169,6 @@ def _fits(snap: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
 def isoflops_figure(snap: Snapshot) -> go.Figure:
     """The IsoFLOP figure of what completed so far, with traces for every planned budget from the start
     (so a redraw only changes data)."""
-    from .visualizer import plot_isoflops
-
     optima, _ = _fits(snap)
     fig = plot_isoflops(snap.results, optima, budgets=sorted(snap.results["budget"].unique()))
     if snap.result is None:
@@ -180,8 +178,6 @@ def isoflops_figure(snap: Snapshot) -> go.Figure:
 
 def laws_figure(snap: Snapshot, targets: Sequence[float]) -> go.Figure:
     """The scaling-law panel, extended to ``targets``; its traces are there (empty) before any law is fitted."""
-    from .visualizer import plot_scaling_laws
-
     optima, laws = _fits(snap)
     fig = plot_scaling_laws(optima, laws, targets)
     if laws.empty:
@@ -193,6 +189,4 @@ def laws_figure(snap: Snapshot, targets: Sequence[float]) -> go.Figure:
 
 def curves_figure(curves: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
     """Loss along each planned run, empty until the run has logged."""
-    from .visualizer import plot_loss_curves
-
     return plot_loss_curves(curves, results)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-CURVE_COLUMNS = ["run_id", "step", "tokens", "flops", "loss", "lr"]
+from .schema import CURVE_COLUMNS
 
 
 @dataclass(frozen=True)

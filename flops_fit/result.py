@@ -1,9 +1,10 @@
-"""SweepPlan (what will be trained) and Result (what was found), each a thin view over DataFrames."""
+"""Result: what a sweep found, a thin view over its frames, with predictions, tables and figures."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,11 +12,19 @@ import pandas as pd
 
 from ._checks import check_budgets, check_compute, param_error, warn
 from ._format import human
-from .analyzer import (
-    LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, FitWarning, TooFewBudgetsError, fit_isoflops, fit_power_laws,
-    predict_from_laws, prepare_results,
-)
+from .approaches.compare import estimate_all, summarise
+from .approaches.diagnostics import diagnose
+from .approaches.estimates import interval as percentile_interval
+from .approaches.isoflop import bootstrap_isoflops, fit_isoflops
+from .approaches.laws import fit_power_laws, predict_from_laws
+from .approaches.parametric import FlopsCurve
+from .errors import FitWarning, TooFewBudgetsError
+from .frames import prepare_results
 from .mock import PlantedLaw
+from .schema import LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, Status
+from .spec import PlanSpec
+from .store import SweepStore
+from .visualizer import plot_isoflops, plot_scaling_laws
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -23,69 +32,6 @@ def _markdown(frame: pd.DataFrame) -> str:
     rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(frame.columns))) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
-
-
-@dataclass
-class SweepPlan:
-    """A planned IsoFLOP sweep: ``plan`` has one row per run (see :func:`plan_sweep`).
-
-    Inspect it, edit ``plan`` if you like, then call :meth:`run`.
-    """
-
-    plan: pd.DataFrame
-    model_cls: Callable[..., Any] | None = None
-    model_size_param: str | None = None
-    dataset: Any = None
-    loss_fn: Callable[..., Any] | None = None
-    train_config: Any = None
-    eval_dataset: Any = None
-
-    @property
-    def compute_budgets(self) -> list[float]:
-        return sorted(self.plan["budget"].unique().tolist())
-
-    @property
-    def total_compute(self) -> float:
-        """FLOPs the whole sweep will spend."""
-        return float(self.plan["flops"].sum())
-
-    def summary(self) -> pd.DataFrame:
-        """One row per budget: how many runs, which sizes, the N and D/N they span."""
-        grouped = self.plan.groupby("budget", sort=True)
-        return pd.DataFrame({
-            "runs": grouped.size(),
-            "sizes": grouped["size"].agg(lambda s: ", ".join(str(v) for v in s)),
-            "params_min": grouped["params"].min(), "params_max": grouped["params"].max(),
-            "tokens_per_param_min": grouped["tokens_per_param"].min(),
-            "tokens_per_param_max": grouped["tokens_per_param"].max(),
-        })
-
-    def run(self, dataset: Any = None, loss_fn: Callable[..., Any] | None = None, *, mode: str = "mock",
-            law: PlantedLaw | None = None, seed: int = 0, extrapolate_to: Sequence[float] | None = None,
-            **run_options: Any) -> Result:
-        """Run the plan (:func:`run_sweep`) and fit it; returns a :class:`Result`.
-
-        ``dataset`` and ``loss_fn`` default to the ones the plan was made with;
-        ``run_options`` go to :func:`run_sweep` (``train_config``, ``callbacks``, ...).
-        """
-        from .runner import run_sweep
-
-        run_options.setdefault("train_config", self.train_config)
-        run_options.setdefault("eval_dataset", self.eval_dataset)
-        results, curves = run_sweep(
-            self.plan, self.model_cls, dataset if dataset is not None else self.dataset,
-            loss_fn if loss_fn is not None else self.loss_fn, mode=mode, law=law, seed=seed, return_curves=True,
-            model_size_param=self.model_size_param, **run_options)
-        return Result.from_results(results, curves=curves, plan=self.plan, extrapolate_to=extrapolate_to)
-
-    def __repr__(self) -> str:
-        return (f"SweepPlan({len(self.plan)} runs over {len(self.compute_budgets)} budgets, "
-                f"total {self.total_compute:.3g} FLOPs)\n{self.summary().to_string()}")
-
-    def _repr_html_(self) -> str:
-        head = (f"<b>SweepPlan</b>: {len(self.plan)} runs over {len(self.compute_budgets)} budgets, "
-                f"total {self.total_compute:.3g} FLOPs")
-        return head + self.summary().to_html()
 
 
 def default_targets(budgets: Sequence[float]) -> list[float]:
@@ -110,6 +56,10 @@ class Result:
         Power laws across budgets (:func:`fit_power_laws`).
     targets : list of float
         Compute budgets to extrapolate to (default 10x and 100x the largest budget).
+    law : PlantedLaw or None
+        The planted law of a mock sweep (its known answer), else None.
+    spec : PlanSpec or None
+        How the sweep was planned, when known.
     """
 
     results: pd.DataFrame
@@ -118,10 +68,13 @@ class Result:
     curves: pd.DataFrame | None = None
     plan: pd.DataFrame | None = None
     targets: list[float] = field(default_factory=list)
+    law: PlantedLaw | None = None
+    spec: PlanSpec | None = None
 
     @classmethod
     def from_results(cls, results: pd.DataFrame, *, curves: pd.DataFrame | None = None,
-                     plan: pd.DataFrame | None = None, extrapolate_to: Sequence[float] | None = None) -> Result:
+                     plan: pd.DataFrame | None = None, extrapolate_to: Sequence[float] | None = None,
+                     law: PlantedLaw | None = None, spec: PlanSpec | None = None) -> Result:
         """Fit a results frame (yours, or :func:`run_sweep`'s) and wrap it.
 
         Unlike the stage functions, this keeps going where it can: budgets with fewer
@@ -146,13 +99,23 @@ class Result:
             laws = pd.DataFrame(columns=LAW_COLUMNS)
         if targets is None:
             targets = default_targets(optima["budget"] if len(optima) else frame["budget"])
-        return cls(results=results, optima=optima, laws=laws, curves=curves, plan=plan, targets=targets)
+        return cls(results=results, optima=optima, laws=laws, curves=curves, plan=plan, targets=targets, law=law,
+                   spec=spec)
 
-    @property
-    def law(self) -> PlantedLaw | None:
-        """The planted law of a mock sweep (its known answer), else None."""
-        law = self.results.attrs.get("law")
-        return law if isinstance(law, PlantedLaw) else None
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **fit_options: Any) -> Result:
+        """The Result of a sweep directory, at any moment (also while the sweep runs).
+
+        The stored :class:`~flops_fit.PlanSpec` and, for a mock sweep, its planted law come back
+        with it; ``fit_options`` go to :meth:`from_results` (``extrapolate_to=...``).
+        """
+        if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "plan.csv")):
+            raise param_error("path", "load", "a sweep directory written by run_sweep(..., store=PATH)",
+                              os.fspath(path))
+        store = SweepStore(path)
+        results = store.results()
+        return cls.from_results(results, curves=store.curves(), plan=store.plan(), law=_stored_law(results),
+                                spec=store.spec(), **fit_options)
 
     def _require_laws(self, func: str) -> None:
         if self.laws.empty:
@@ -183,65 +146,34 @@ class Result:
         self._require_laws(func)
         out = predict_from_laws(self.laws, value)
         if interval == "bootstrap":
-            from .bootstrap import bootstrap_isoflops
-
             draws = bootstrap_isoflops(self.results, n_resamples=n_resamples, seed=seed, targets=[value])
-            for name, column in (("optimal_params", f"params_at_{value:.3g}"),
-                                 ("optimal_tokens", f"tokens_at_{value:.3g}")):
-                out[f"{name}_low"], out[f"{name}_high"] = (float(q) for q in draws[column].quantile([0.025, 0.975]))
+            for name, quantity in (("optimal_params", "params"), ("optimal_tokens", "tokens")):
+                out[f"{name}_low"], out[f"{name}_high"] = percentile_interval(draws, quantity, value)
         return out
+
+    def estimates(self, *, n_resamples: int = 200, seed: int = 0) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Every approach's estimates as one long frame (``approach, resample, quantity, target, value``;
+        resample 0 is the fit, 1..n the bootstrap) at the largest target, and why any approach could not run."""
+        self._require_laws("Result.estimates")
+        return estimate_all(self.results, self.curves, [max(self.targets)], n_resamples=n_resamples, seed=seed)
 
     def compare_approaches(self, *, n_resamples: int = 200, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
         """The exponent a and N_opt at the largest target by each approach, with bootstrap intervals.
 
         Approach 1 (envelope of training curves; needs ``curves``), 2 (IsoFLOP
-        parabolas, resampled within budgets) and 3 (parametric law, all runs). One row
-        per approach: ``approach, a, a_low, a_high, params, params_low, params_high``.
+        parabolas, resampled within budgets) and 3 (parametric law, all runs), each under the
+        plan's FLOP convention. One row per approach: ``approach, a, a_low, a_high, params,
+        params_low, params_high, resamples, reason`` (why it could not run; empty when it did).
         """
-        import warnings as _warnings
-
-        from .bootstrap import bootstrap_isoflops
-        from .envelope import bootstrap_envelope, fit_envelope
-        from .parametric import bootstrap_parametric, fit_parametric, parametric_frontier
-
-        self._require_laws("Result.compare_approaches")
-        target = max(self.targets)
-        key = f"params_at_{target:.3g}"
-        low, high = (1 - confidence) / 2, (1 + confidence) / 2
-
-        def row(name: str, a: float, params: float, draws: pd.DataFrame) -> dict[str, object]:
-            return {"approach": name, "a": a, "a_low": draws["a"].quantile(low), "a_high": draws["a"].quantile(high),
-                    "params": params, "params_low": draws[key].quantile(low), "params_high": draws[key].quantile(high),
-                    "resamples": len(draws)}
-
-        rows = []
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore", FitWarning)
-            if self.curves is not None and len(self.curves):
-                try:
-                    laws1 = fit_power_laws(fit_envelope(self.curves, self.results)).set_index("quantity")
-                    draws = bootstrap_envelope(self.curves, self.results, n_resamples=n_resamples, seed=seed,
-                                               targets=(target,))
-                    rows.append(row("1: envelope of curves", laws1.loc["params", "exponent"],
-                                    laws1.loc["params", "coefficient"] * target ** laws1.loc["params", "exponent"],
-                                    draws))
-                except ValueError:
-                    pass
-            draws = bootstrap_isoflops(self.results, n_resamples=n_resamples, seed=seed, targets=(target,))
-            rows.append(row("2: IsoFLOP parabolas", self.exponent("params"),
-                            predict_from_laws(self.laws, target)["optimal_params"], draws))
-            law = fit_parametric(self.results)
-            draws = bootstrap_parametric(self.results, n_resamples=n_resamples, seed=seed)
-            draws[key] = draws["G"] * (target / 6.0) ** draws["a"]
-            rows.append(row("3: parametric fit", float(law["a"].iloc[0]),
-                            float(parametric_frontier(law, [target])["params_opt"].iloc[0]), draws))
-        return pd.DataFrame(rows)
+        estimates, reasons = self.estimates(n_resamples=n_resamples, seed=seed)
+        return summarise(estimates, reasons, max(self.targets), confidence)
 
     def diagnostics(self, comparison: pd.DataFrame | None = None, *, emit: bool = True) -> pd.DataFrame:
-        """What the data cannot support (see :func:`flops_fit.diagnostics.diagnose`); warned unless ``emit=False``."""
-        from .diagnostics import diagnose
-
-        return diagnose(self.optima, self.laws, targets=self.targets, comparison=comparison, emit=emit)
+        """What the data cannot support (see :func:`flops_fit.diagnose`); warned unless ``emit=False``."""
+        usable = self.optima.loc[self.optima["usable"].astype(bool), "params_opt"] if len(self.optima) else []
+        slope = FlopsCurve.from_results(self.results).slope(min(usable), max(usable)) if len(usable) else 1.0
+        return diagnose(self.optima, self.laws, targets=self.targets, comparison=comparison,
+                        params_exponent=slope, emit=emit)
 
     def table(self, targets: Sequence[float] | None = None) -> pd.DataFrame:
         """The numbers behind :meth:`chinchilla_table`, one row per budget then per target."""
@@ -298,8 +230,6 @@ class Result:
             ``{"isoflops": Figure, "scaling_laws": Figure}`` (no ``"scaling_laws"`` when
             no power law could be fitted).
         """
-        from .visualizer import plot_isoflops, plot_scaling_laws
-
         if html_dir is not None and (not isinstance(html_dir, (str, os.PathLike)) or os.path.isfile(html_dir)):
             raise param_error("html_dir", "Result.plot", "a directory path (created if missing)", html_dir)
         figures = {"isoflops": plot_isoflops(self.results, self.optima)}
@@ -325,3 +255,20 @@ class Result:
 
     def _repr_markdown_(self) -> str:
         return f"**flops_fit Result**: {self._headline()}\n\n{self.chinchilla_table()}"
+
+
+def load(path: str | os.PathLike[str], **fit_options: Any) -> Result:
+    """The :class:`Result` of a sweep directory (see :meth:`Result.load`)."""
+    return Result.load(path, **fit_options)
+
+
+def _stored_law(results: pd.DataFrame) -> PlantedLaw | None:
+    """The planted law the records of a mock sweep were simulated from (None for trained runs)."""
+    if "identity" not in results.columns:
+        return None
+    done = results.loc[results["status"] == Status.COMPLETED.value, "identity"].dropna()
+    laws = {text for text in done if isinstance(text, str)}
+    if len(laws) != 1:
+        return None
+    identity = json.loads(laws.pop())
+    return PlantedLaw(**identity["law"]) if identity.get("mode") == "mock" else None

@@ -7,28 +7,21 @@ draw them. plotly is imported when a figure is built.
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from . import _deps
 from ._checks import param_error
 from ._format import budget_label, human
-from .analyzer import FitWarning, predict_from_laws, prepare_results
+from .approaches.laws import predict_from_laws
+from .errors import FitWarning
+from .frames import prepare_results
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
-
-
-def _plotly() -> tuple[object, object]:
-    try:
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
-    except ImportError as exc:  # pragma: no cover - plotly is a core dependency
-        raise ImportError("flops_fit's figures need plotly: pip install plotly") from exc
-    return go, make_subplots
 
 
 def parabola_data(optima: pd.DataFrame, points: int = 60, margin: float = 0.04) -> pd.DataFrame:
@@ -56,8 +49,7 @@ def law_line_data(laws: pd.DataFrame, budgets: Sequence[float], targets: Sequenc
 
 
 def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
-    from plotly.colors import sample_colorscale
-
+    sample_colorscale = _deps.plotly_colors().sample_colorscale
     ordered = sorted(budgets)
     spots = np.linspace(0.0, 0.8, len(ordered)) if len(ordered) > 1 else [0.0]  # past 0.8 is too pale on white
     return dict(zip(ordered, sample_colorscale("Viridis", list(spots))))
@@ -69,7 +61,7 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
     With ``budgets`` (say, every budget of a plan) each gets its three traces even before it
     has data, so a figure redrawn as runs land keeps the same traces and only their data changes.
     """
-    go, _ = _plotly()
+    go, _ = _deps.plotly()
     with warnings.catch_warnings():  # the fit already warned about left-out runs
         warnings.simplefilter("ignore", FitWarning)
         runs = prepare_results(results, "plot_isoflops", allow_empty=budgets is not None)
@@ -110,7 +102,7 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
 
 def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequence[float] = ()) -> go.Figure:
     """N_opt and D_opt against C: the budgets' optima, the fitted power laws extended to ``targets``, with bands."""
-    go, make_subplots = _plotly()
+    go, make_subplots = _deps.plotly()
     usable = optima.loc[optima["usable"].astype(bool)]
     if laws.empty:  # no law yet (a sweep part-way through): the same traces, without data
         keys = ["target_compute"] + [f"{k}{end}" for k in ("optimal_params", "optimal_tokens")
@@ -162,7 +154,7 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
 
 def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
     """Loss against tokens seen: a line per run of ``runs`` (empty until it has logged), coloured by budget."""
-    go, _ = _plotly()
+    go, _ = _deps.plotly()
     for name, frame, needed in (("curves", curves, ["run_id", "tokens", "loss"]),
                                 ("runs", runs, ["run_id", "budget", "params"])):
         if not isinstance(frame, pd.DataFrame) or not set(needed) <= set(frame.columns):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from flops_fit import FitWarning, PlantedLaw, fit_isoflops, fit_power_laws, load_results, run_sweep, snap_budgets
-from flops_fit.analyzer import predict_from_laws
+from flops_fit.approaches.laws import predict_from_laws
 
 
 def parabola_frame(budget=1e18, centre=1e7, n=7, curvature=0.1, lo=0.1, hi=10.0):

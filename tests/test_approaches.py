@@ -58,10 +58,12 @@ def test_envelope_needs_params():
 
 def test_isoflop_bootstrap(result):
     draws = ff.bootstrap_isoflops(result.results, n_resamples=300, seed=0, targets=[1e23])
-    lo, hi = draws["a"].quantile([0.025, 0.975])
+    assert list(draws.columns) == ["approach", "resample", "quantity", "target", "value"]
+    assert draws["resample"].min() >= 1 and set(draws["quantity"]) == {"a", "b", "params", "tokens"}
+    lo, hi = draws.loc[draws["quantity"] == "a", "value"].quantile([0.025, 0.975])
     assert lo < ff.PlantedLaw().a < hi
-    assert draws["params_at_1e+23"].quantile(0.025) < ff.PlantedLaw().optimal_params(1e23) < \
-        draws["params_at_1e+23"].quantile(0.975)
+    n_opt = draws.loc[(draws["quantity"] == "params") & (draws["target"] == 1e23), "value"]
+    assert n_opt.quantile(0.025) < ff.PlantedLaw().optimal_params(1e23) < n_opt.quantile(0.975)
     again = ff.bootstrap_isoflops(result.results, n_resamples=300, seed=0, targets=[1e23])
     pd.testing.assert_frame_equal(draws, again)
 
@@ -102,3 +104,56 @@ def test_flat_curve_is_diagnosed():
         optima = ff.fit_isoflops(pd.concat(frames))
     found = ff.diagnose(optima, pd.DataFrame(), emit=False)
     assert "curve too flat" in set(found["check"]) or "minimum not located" in set(found["check"])
+
+
+def test_all_approaches_honour_the_flop_convention():
+    """Under 6N_non_embedding, C = 6 N_ne D is not proportional to N: all three approaches must find the
+    optimum the planted law has under that convention, not the 6N one."""
+    law = ff.PlantedLaw(noise=0.0)
+    result = ff.find_optimal(GPT, "d_model", "d", "l", compute_budgets=BUDGETS, law=law, seed=0,
+                             model_kwargs={"n_layer": 4}, flop_convention="6N_non_embedding", extrapolate_to=[1e21])
+    table = result.compare_approaches(n_resamples=10, seed=0).set_index("approach")
+    assert (table["reason"] == "").all()
+    # the truth: the size that minimises L(N, C / (6 N_ne)) at C = 1e21, over real GPT widths
+    from flops_fit.planning.sizes import build_meta
+
+    widths = np.arange(2048, 12288, 64)
+    built = [build_meta(GPT, "d_model", int(d), {"n_layer": 4}) for d in widths]
+    n = np.array([m.num_params() for m in built], float)
+    n_ne = np.array([m.num_params(non_embedding=True) for m in built], float)
+    loss = law.loss(n, 1e21 / (6 * n_ne))
+    i = int(np.argmin(loss))
+    c2, c1, _ = np.polyfit(np.log(n[i - 2:i + 3]), loss[i - 2:i + 3], 2)
+    truth = float(np.exp(-c1 / (2 * c2)))
+    assert abs(truth / law.optimal_params(1e21) - 1) > 0.04  # the 6N answer would be wrong here
+    for approach, row in table.iterrows():
+        assert row["params"] == pytest.approx(truth, rel=0.03), approach
+    assert table["a"].max() - table["a"].min() < 0.015
+
+
+def test_an_approach_that_cannot_run_is_a_row_with_its_reason(result):
+    without_curves = ff.Result.from_results(result.results, extrapolate_to=result.targets)
+    table = without_curves.compare_approaches(n_resamples=5, seed=0).set_index("approach")
+    assert "training curves" in table.loc["1: envelope of curves", "reason"]
+    assert table.loc["1: envelope of curves", "resamples"] == 0 and np.isnan(table.loc["1: envelope of curves", "a"])
+    assert (table.loc[["2: IsoFLOP parabolas", "3: parametric fit"], "reason"] == "").all()
+
+
+def test_a_bug_in_an_approach_is_raised_not_swallowed(result, monkeypatch):
+    from flops_fit.approaches import envelope
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not a lack of data")
+
+    monkeypatch.setattr(envelope, "envelope_estimates", broken)
+    with pytest.raises(ValueError, match="a bug, not a lack of data"):
+        result.compare_approaches(n_resamples=5, seed=0)
+
+
+def test_every_approach_answers_in_the_same_long_frame(result):
+    estimates, reasons = result.estimates(n_resamples=4, seed=0)
+    assert reasons == {} and list(estimates.columns) == ["approach", "resample", "quantity", "target", "value"]
+    for _, own in estimates.groupby("approach"):
+        assert set(own["resample"]) == {0, 1, 2, 3, 4}
+        assert set(own["quantity"]) == {"a", "b", "params", "tokens"}
+        assert set(own["target"].dropna()) == {max(result.targets)}

@@ -40,6 +40,12 @@ def installed(tmp_path_factory):
     return bin_dir
 
 
+def ff_spec(path):
+    from flops_fit import SweepStore
+
+    return SweepStore(path).spec()
+
+
 def run(bin_dir, command, *args, cwd):
     return subprocess.run([str(bin_dir / command), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
@@ -50,6 +56,7 @@ def test_four_stages_hand_off_through_the_sweep_directory(installed, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "SweepPlan(36 runs over 4 budgets" in done.stdout
     assert (tmp_path / "sweep" / "plan.csv").exists()
+    assert ff_spec(tmp_path / "sweep").points_per_budget == 9  # the PlanSpec is stored with the plan
     done = run(installed, "ff-train", "sweep_dir=sweep", "mode=mock", "seed=1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "36 runs in sweep: {'completed': 36}" in done.stdout
@@ -77,6 +84,11 @@ def test_mistakes_are_reported_plainly(installed, tmp_path):
     assert done.returncode == 2 and "run ff-plan sweep_dir=nowhere first" in done.stderr
     done = run(installed, "ff-plan", "compute.min_flops=1e12", "compute.max_flops=1e13", cwd=tmp_path)
     assert done.returncode == 2 and "cannot serve" in done.stderr
+    # planning.* is PlanSpec as a structured config: a misspelt or mistyped option is refused by name
+    done = run(installed, "ff-plan", "planning.points_per_budgt=5", cwd=tmp_path)
+    assert done.returncode != 0 and "points_per_budgt" in done.stderr
+    done = run(installed, "ff-plan", "planning.size_span=wide", cwd=tmp_path)
+    assert done.returncode != 0 and "size_span" in done.stderr
 
 
 def test_the_wrapper_example(tmp_path):

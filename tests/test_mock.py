@@ -59,3 +59,11 @@ def test_results_and_curves_frames(mock_results):
     # loss falls along a run (noise is small next to the fall)
     for _, curve in curves.groupby("run_id"):
         assert curve["loss"].iloc[0] > curve["loss"].iloc[-1]
+
+
+def test_the_runner_alone_announces_runs(gpt_plan):
+    """Mock and trained runs emit the same run_start/run_end pair, from the runner; a job only streams steps."""
+    events = []
+    run_sweep(gpt_plan.head(3), mode="mock", callbacks=[events.append])
+    assert [e["type"] for e in events] == ["run_start", "run_end"] * 3
+    assert [e["run_id"] for e in events[::2]] == gpt_plan["run_id"].head(3).tolist()

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -7,14 +8,16 @@ from torch import nn
 
 from flops_fit import SizeSearchError, count_params, plan_sweep
 from flops_fit.examples import GPT
-from flops_fit.sweep import prior_optimum
+from flops_fit.planning.planner import prior_optimum
 
 from .conftest import BUDGETS, Stack
 
 
 def test_plan_columns_and_budgets(gpt_plan):
     assert list(gpt_plan.columns) == ["run_id", "budget", "size", "params", "flops_per_token", "tokens", "flops",
-                                      "tokens_per_param", "status"]
+                                      "tokens_per_param", "status", "size_param", "model_kwargs", "tokens_per_sample"]
+    assert (gpt_plan["size_param"] == "d_model").all()  # each row says how to build its run
+    assert json.loads(gpt_plan["model_kwargs"].iloc[0]) == {"n_layer": 4}
     assert sorted(gpt_plan["budget"].unique()) == BUDGETS
     assert (gpt_plan["status"] == "pending").all()
     assert gpt_plan["run_id"].is_unique
@@ -159,7 +162,7 @@ def test_upper_end_of_servable_range_is_not_invented():
 
 
 def test_depth_knob_needs_few_builds(monkeypatch):
-    import flops_fit.sweep as sweep
+    import flops_fit.planning.sizes as sweep
 
     calls = []
     real = sweep.count_params
@@ -172,7 +175,7 @@ def test_depth_knob_needs_few_builds(monkeypatch):
 def test_run_id_survives_object_valued_settings():
     from dataclasses import dataclass
 
-    from flops_fit.sweep import make_run_id
+    from flops_fit.ids import make_run_id
 
     @dataclass
     class Activation:

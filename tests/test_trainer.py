@@ -8,7 +8,8 @@ import torch
 
 import flops_fit as ff
 from flops_fit.examples import GPT, TokenDataset, ViT, classification_loss, digits_datasets, lm_loss
-from flops_fit.trainer import TrainConfig, lr_factor, train_run
+from flops_fit.training.config import TrainConfig, lr_factor
+from flops_fit.training.loop import evaluate, train_run
 
 TINY = {"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2}
 
@@ -135,7 +136,7 @@ def test_vit_on_digits_learns():
     torch.manual_seed(0)
     model = ViT(image_size=8, channels=1, patch_size=2, n_layer=1, n_head=2, d_model=32)
     config = TrainConfig(batch_size=32, lr=1e-2, eval_batches=5)
-    before = ff.trainer.evaluate(model, held, classification_loss, config, "cpu")
+    before = evaluate(model, held, classification_loss, config, "cpu")
     outcome, _ = train_run(model, train, held, classification_loss, tokens=17 * 32 * 200,
                            flops_per_token=6 * model.num_params(), config=config)
     assert outcome["status"] == "completed" and outcome["steps"] == 200
@@ -178,7 +179,7 @@ def test_dataset_with_wrong_shapes(text):
     with pytest.raises(ValueError, match=r"'dataset' parameter of run_sweep must be samples of 16 tokens"):
         ff.run_sweep(plan_for([1e9]), GPT, too_long, lm_loss, mode="local", eval_dataset=held)
     unsized = plan_for([1e9])
-    unsized.attrs["tokens_per_sample"] = None  # a plan made without the data
+    unsized["tokens_per_sample"] = None  # a plan made without the data
     with pytest.raises(ValueError, match=r"model could not take a batch of dataset inputs of shape \(2, 64\)"):
         ff.run_sweep(unsized, GPT, too_long, lm_loss, mode="local", eval_dataset=held)
     single = Pairs([torch.zeros(16, dtype=torch.long)] * 4)
@@ -253,3 +254,13 @@ def test_short_runs_warn():
     with pytest.warns(UserWarning, match="fewer than 20 optimiser steps"):
         ff.run_sweep(plan.tail(1), ViT, train, classification_loss, mode="local", eval_dataset=held,
                      train_config=TrainConfig(batch_size=1024))
+
+
+def test_a_training_run_streams_steps_but_does_not_announce_itself(text):
+    train, held = text
+    events = []
+    model = GPT(d_model=16, n_layer=1, vocab_size=256, block_size=16, n_head=2)
+    train_run(model, train, held, lm_loss, tokens=16 * 8 * 30, flops_per_token=6.0 * model.num_params(),
+              config=TrainConfig(batch_size=8), run_id="r", emit=events.append)
+    kinds = {e["type"] for e in events}
+    assert kinds == {"step", "eval"}

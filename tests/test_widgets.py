@@ -203,7 +203,7 @@ def test_a_redraw_keeps_the_users_zoom():
 
 
 def test_run_button_errors_show_in_the_app(tmp_path):
-    with pytest.raises(ValueError, match="'run_options' parameter of SweepDesigner.*Got \\['stroe'\\]"):
+    with pytest.raises(ValueError, match="'options' parameter of SweepDesigner.*Got \\['stroe'\\]"):
         SweepDesigner(GPT, "d_model", model_kwargs=GPT4, stroe=str(tmp_path))
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")

@@ -11,17 +11,35 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import field, fields, make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import hydra
 import numpy as np
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 import flops_fit as ff
+from flops_fit.spec import PlanSpec
 from flops_fit.store import SweepStore
 
-PLAN_CONFIG = "plan_config.yaml"  # what ff-plan leaves for ff-train: the model and its knob
+PLAN_CONFIG = "plan_config.yaml"  # what ff-plan leaves for ff-train: which factory to import, and its knob
+# PlanSpec's fields as types OmegaConf checks; model_kwargs come from the `model:` node instead
+_CONFIG_TYPES = {"size_values": Optional[list[int]], "size_range": Optional[list[int]], "flop_convention": str}
+
+
+def planning_schema() -> type:
+    """``planning:`` as a structured config made from :class:`~flops_fit.PlanSpec`'s fields and defaults:
+    Hydra then checks names and types of ``planning.*`` overrides, and the defaults live in one place."""
+    defaults = PlanSpec()
+    spec_fields = [(f.name, _CONFIG_TYPES.get(f.name, f.type if isinstance(f.type, type) else type(
+        getattr(defaults, f.name))), field(default=getattr(defaults, f.name)))
+                   for f in fields(PlanSpec) if f.name != "model_kwargs"]
+    return make_dataclass("PlanningConfig", spec_fields)
+
+
+ConfigStore.instance().store(group="planning", name="spec", node=planning_schema())
 
 
 def _factory(model: DictConfig) -> tuple[Any, dict[str, Any]]:
@@ -43,12 +61,13 @@ def _budgets(compute: DictConfig) -> list[float]:
 def run_plan(cfg: DictConfig) -> ff.SweepPlan:
     factory, settings = _factory(cfg.model)
     planning = OmegaConf.to_container(cfg.planning, resolve=True)
-    plan = ff.plan_sweep(factory, cfg.size_param, _budgets(cfg.compute), model_kwargs=settings, **planning)
+    spec = PlanSpec.from_options(None, {**planning, "model_kwargs": settings}, "ff-plan")
+    plan = ff.plan_sweep(factory, cfg.size_param, _budgets(cfg.compute), spec=spec)
     store = SweepStore(cfg.sweep_dir, writer=True)
-    store.add_plan(plan)
+    store.add_plan(plan, spec)
     OmegaConf.save(OmegaConf.create({"model": cfg.model, "size_param": cfg.size_param}),
                    Path(cfg.sweep_dir) / PLAN_CONFIG)
-    sweep = ff.SweepPlan(plan, model_cls=factory, model_size_param=cfg.size_param)
+    sweep = ff.SweepPlan(plan, model_cls=factory, model_size_param=cfg.size_param, spec=spec)
     print(repr(sweep))
     print(f"\nPlan written to {cfg.sweep_dir}/plan.csv; next: ff-train sweep_dir={cfg.sweep_dir}")
     return sweep
@@ -60,9 +79,11 @@ def run_train(cfg: DictConfig) -> Any:
         raise FileNotFoundError(f"{sweep_dir} holds no plan: run ff-plan sweep_dir={sweep_dir} first.")
     planned = OmegaConf.load(sweep_dir / PLAN_CONFIG)
     factory, settings = _factory(planned.model)
-    plan = SweepStore(sweep_dir).plan()
+    store = SweepStore(sweep_dir)
+    spec = store.spec()
     common = dict(store=str(sweep_dir), retry_failed=bool(cfg.retry_failed), model_size_param=planned.size_param,
-                  model_kwargs=settings)
+                  model_kwargs=settings, spec=spec)
+    plan = store.plan()
     if cfg.mode == "mock":
         results = ff.run_sweep(plan, mode="mock", seed=int(cfg.seed),
                                law=ff.PlantedLaw(**OmegaConf.to_container(cfg.law)), **common)

@@ -1,8 +1,12 @@
-"""The optional dependencies of the widgets, checked with an install hint."""
+"""The widgets' optional dependencies, imported here only, with an install hint when missing."""
 
 from __future__ import annotations
 
 import importlib.util
+from types import ModuleType
+from typing import Any
+
+from .. import _deps
 
 _HINT = 'flops_fit\'s widgets need ipywidgets and anywidget: pip install "flops_fit[notebooks]"'
 
@@ -12,3 +16,18 @@ def require_widgets(what: str) -> None:
     missing = [name for name in ("ipywidgets", "anywidget") if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(f"{what}: {_HINT} (missing: {', '.join(missing)})")
+
+
+def widgets(what: str) -> ModuleType:
+    """``ipywidgets``, for ``what`` (named in the error when it is missing)."""
+    require_widgets(what)
+    import ipywidgets
+
+    return ipywidgets
+
+
+def figure_widget(what: str) -> Any:
+    """plotly's ``FigureWidget`` class (an anywidget in plotly 6+)."""
+    require_widgets(what)
+    go, _ = _deps.plotly()
+    return go.FigureWidget

@@ -5,27 +5,30 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
 import pandas as pd
 
-from .._checks import check_choice, check_int_list, check_number, check_seed, param_error
+from .._checks import check_choice, check_number, check_seed, param_error
 from ..api import training_facts
 from ..live import budget_grid, budget_options, duration, plan_summary, plan_table
 from ..mock import PlantedLaw, check_law
-from ..runner import MODES, run_sweep
-from ..sweep import plan_sweep
-from ._deps import require_widgets
+from ..planning.planner import plan_sweep
+from ..runner import run_sweep
+from ..schema import MODES
+from ..spec import PlanSpec
+from ..training.device import peak_flops, pick_device
+from ._deps import widgets
 from .monitor import SweepMonitor
 
 logger = logging.getLogger(__name__)
 
 # what run_options may hold: run_sweep's keywords, less those the designer sets itself
 _RUN_OPTIONS = set(inspect.signature(run_sweep).parameters) - {
-    "plan", "model_cls", "dataset", "loss_fn", "mode", "law", "seed", "model_size_param", "background",
-    "return_curves"}
+    "plan", "model_cls", "dataset", "loss_fn", "mode", "law", "seed", "model_size_param", "model_kwargs",
+    "background", "return_curves", "spec"}
 
 
 class SweepDesigner:
@@ -45,17 +48,18 @@ class SweepDesigner:
         The initial budget range, each end a 1 or 3 times a power of ten.
     n_budgets : int, default 5
         Budgets spread evenly in log C over the range.
-    points_per_budget, tokens_per_param, size_span
-        The initial sizes per budget, D/N prior and span of N (see :func:`~flops_fit.plan_sweep`).
+    spec : PlanSpec, optional
+        How to plan; its sizes per budget, D/N prior, span of N and knob range start the sliders,
+        and its other fields (``model_kwargs``, ``flop_convention``, ``multiple_of``) hold throughout.
     mode : {"mock", "local"}, default "mock"
     flops_per_second : float, optional
         What training reaches here, for the time estimate of ``"local"`` runs; by
         default 30 % of a matrix-multiply peak measured on this machine.
-    run_options
-        ``law``, ``seed``, ``store``, ``train_config``, ``eval_dataset``, ``executor``... go to
-        :func:`~flops_fit.run_sweep`; ``model_kwargs``, ``flop_convention`` and ``multiple_of``
-        to :func:`~flops_fit.plan_sweep`. ``size_range=(low, high)`` starts with the knob
-        limited to that range (the "limit" box and its slider change it).
+    **options
+        Any field of :class:`~flops_fit.PlanSpec` (``points_per_budget``, ``model_kwargs``,
+        ``size_range=(low, high)`` to start with the knob limited...), replacing that field of
+        ``spec``; ``store``, ``train_config``, ``eval_dataset``, ``executor``... go to
+        :func:`~flops_fit.run_sweep`.
 
     Examples
     --------
@@ -81,22 +85,15 @@ class SweepDesigner:
         *,
         budgets: tuple[float, float] = (1e17, 1e21),
         n_budgets: int = 5,
-        points_per_budget: int = 9,
-        tokens_per_param: float = 20.0,
-        size_span: float = 100.0,
+        spec: PlanSpec | None = None,
         mode: str = "mock",
         flops_per_second: float | None = None,
         law: PlantedLaw | None = None,
         seed: int = 0,
-        model_kwargs: Mapping[str, Any] | None = None,
-        flop_convention: Any = "6N",
-        multiple_of: int = 1,
-        size_range: tuple[int, int] | None = None,
         extrapolate_to: Sequence[float] | None = None,
-        **run_options: Any,
+        **options: Any,
     ) -> None:
-        require_widgets("SweepDesigner")
-        import ipywidgets as W
+        W = widgets("SweepDesigner")
 
         func = "SweepDesigner"
         if not callable(model_cls):
@@ -112,13 +109,15 @@ class SweepDesigner:
         check_seed(seed, func)
         check_law(law, func)
         n_budgets = int(check_number(n_budgets, "n_budgets", func, integer=True, above=1))
-        points_per_budget = int(check_number(points_per_budget, "points_per_budget", func, integer=True, above=2))
-        size_span = check_number(size_span, "size_span", func, above=1)
-        tokens_per_param = check_number(tokens_per_param, "tokens_per_param", func)
+        names = PlanSpec.option_names()
+        self.spec = PlanSpec.from_options(spec, {k: v for k, v in options.items() if k in names}, func)
+        run_options = {k: v for k, v in options.items() if k not in names}
+        points_per_budget, size_span = self.spec.points_per_budget, self.spec.size_span
+        tokens_per_param, size_range = self.spec.tokens_per_param, self.spec.size_range
         unknown = sorted(set(run_options) - _RUN_OPTIONS)
         if unknown:  # caught here, not as a silent failure of the Run button later
-            raise param_error("run_options", func, f"keywords of run_sweep ({', '.join(sorted(_RUN_OPTIONS))})",
-                              unknown)
+            raise param_error("options", func, "fields of PlanSpec or keywords of run_sweep "
+                              f"({', '.join(sorted(_RUN_OPTIONS))})", unknown)
         options = budget_options()
         low, high = (float(b) for b in budgets)
         if low not in options or high not in options or low >= high:
@@ -127,8 +126,6 @@ class SweepDesigner:
         self.model_cls, self.model_size_param = model_cls, model_size_param
         self.dataset, self.loss_fn = dataset, loss_fn
         self.law, self.seed, self.extrapolate_to = law, seed, extrapolate_to
-        self.plan_options = {"model_kwargs": model_kwargs, "flop_convention": flop_convention,
-                             "multiple_of": multiple_of}
         self.run_options = run_options
         self._flops_per_second = flops_per_second
         self.monitor: SweepMonitor | None = None
@@ -154,10 +151,6 @@ class SweepDesigner:
                                                  description="D/N prior", continuous_update=False, style=style,
                                                  layout=wide, readout_format=".3g")
         # the knob's range: off, the planner searches every value the factory accepts
-        if size_range is not None:
-            size_range = tuple(check_int_list(size_range, "size_range", func, "(low, high) knob values"))
-            if len(size_range) != 2 or size_range[0] >= size_range[1]:
-                raise param_error("size_range", func, "(low, high) with low < high", size_range)
         top = max([4096, *(size_range or ())])
         self.limit_sizes = W.Checkbox(value=size_range is not None, description=f"limit {model_size_param}",
                                       style=style, indent=False, layout=W.Layout(width="150px"))
@@ -202,14 +195,20 @@ class SweepDesigner:
         low, high = self.budget_range.value
         return budget_grid(low, high, self.n_budgets.value)
 
+    def current_spec(self) -> PlanSpec:
+        """The :class:`~flops_fit.PlanSpec` the controls describe."""
+        ranged = {} if self.spec.size_values is not None else {"size_range": self.size_range}
+        return PlanSpec.from_options(self.spec, {"points_per_budget": self.points.value,
+                                                 "size_span": self.size_span.value,
+                                                 "tokens_per_param": self.tokens_per_param.value, **ranged},
+                                     "SweepDesigner")
+
     def replan(self) -> None:
         """Plan again from the controls (called whenever one changes)."""
         data = training_facts(self.dataset, self.mode.value, self.run_options.get("train_config"))
         try:
-            self.plan = plan_sweep(self.model_cls, self.model_size_param, self.budgets,
-                                   points_per_budget=self.points.value, size_span=self.size_span.value,
-                                   tokens_per_param=self.tokens_per_param.value, size_range=self.size_range,
-                                   **self.plan_options, **data)
+            self.plan = plan_sweep(self.model_cls, self.model_size_param, self.budgets, spec=self.current_spec(),
+                                   **data)
             self.error = None
         except (ValueError, TypeError) as exc:  # a budget no size can serve, a factory that rejects a knob...
             self.plan, self.error = None, str(exc)
@@ -238,8 +237,6 @@ class SweepDesigner:
 
     def _throughput(self) -> float:
         if self._flops_per_second is None:  # measured once, when local mode is first chosen
-            from ..trainer import peak_flops, pick_device
-
             self._flops_per_second = 0.3 * peak_flops(pick_device())
         return self._flops_per_second
 
@@ -252,8 +249,8 @@ class SweepDesigner:
         extra = {"law": self.law, "seed": self.seed} if self.mode.value == "mock" else {}
         self.monitor = SweepMonitor.start(
             self.plan, self.model_cls, self.dataset, self.loss_fn, mode=self.mode.value,
-            model_size_param=self.model_size_param, extrapolate_to=self.extrapolate_to, **extra,
-            **self.run_options)
+            model_size_param=self.model_size_param, model_kwargs=self.spec.model_kwargs, spec=self.current_spec(),
+            extrapolate_to=self.extrapolate_to, **extra, **self.run_options)
         self.monitor_box.children = [self.monitor.widget]
         self.run_button.disabled = True
         self.monitor.add_done_callback(self._finished)

@@ -14,7 +14,7 @@ import copy
 import threading
 from typing import Any
 
-from ._deps import require_widgets
+from ._deps import figure_widget
 
 
 # what a person sets by zooming and panning: kept when a redraw does not set it itself
@@ -59,10 +59,7 @@ class LiveFigure:
     """
 
     def __init__(self, fig: Any = None, *, height: int | None = None) -> None:
-        require_widgets("LiveFigure")
-        import plotly.graph_objects as go
-
-        self.widget = go.FigureWidget(fig)
+        self.widget = figure_widget("LiveFigure")(fig)
         if height is not None:
             self.widget.layout.height = height
         self._height = height

@@ -13,12 +13,13 @@ import pandas as pd
 
 from .._checks import check_number, param_error
 from .._format import budget_label, human
+from ..handle import SweepHandle
 from ..live import (Snapshot, curves_figure, duration, isoflops_figure, laws_figure, runs_table, snapshot,
                     status_counts, targets_for)
-from ..store import FINISHED
 from ..result import Result
-from ..runner import SweepHandle, run_sweep
-from ._deps import require_widgets
+from ..runner import run_sweep
+from ..schema import FINISHED
+from ._deps import widgets
 from .figure import LiveFigure
 
 logger = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ class SweepMonitor:
 
     def __init__(self, handle: SweepHandle, *, refresh_every: float = 0.25,
                  extrapolate_to: Sequence[float] | None = None) -> None:
-        require_widgets("SweepMonitor")
-        import ipywidgets as W
+        W = widgets("SweepMonitor")
 
         if not isinstance(handle, SweepHandle):
             raise param_error("handle", "SweepMonitor", "the SweepHandle of run_sweep(..., background=True)",
@@ -107,8 +107,7 @@ class SweepMonitor:
 
     def _run_rows(self, results: pd.DataFrame) -> list[Any]:
         """A label and a progress bar per planned run (kept in ``self.bars`` by run_id)."""
-        import ipywidgets as W
-
+        W = widgets("SweepMonitor")
         rows = []
         for row in results.itertuples():
             bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="180px"))
@@ -203,7 +202,7 @@ class SweepMonitor:
             self.overall.value = finished = counts["finished"]
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
-                self.snapshot = snapshot(results, extrapolate_to=self.targets)
+                self.snapshot = snapshot(results, extrapolate_to=self.targets, law=self.handle.law)
                 self._finished_curves = self.handle.curves()
                 self.isoflops.show(isoflops_figure(self.snapshot))
                 self.laws.show(laws_figure(self.snapshot, self.targets))

@@ -7,22 +7,24 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._checks import warn
-from .analyzer import FitWarning
+from .._checks import warn
+from ..errors import FitWarning
 
 DIAGNOSTIC_COLUMNS = ["check", "subject", "detail"]
 
 
 def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[float] = (),
              comparison: pd.DataFrame | None = None, min_points: int = 5, flat_ratio: float = 2.0,
-             sum_tolerance: float = 0.02, max_extrapolation: float = 100.0, emit: bool = True) -> pd.DataFrame:
+             sum_tolerance: float = 0.02, max_extrapolation: float = 100.0, params_exponent: float = 1.0,
+             emit: bool = True) -> pd.DataFrame:
     """Findings about a fit; each is also warned as a :class:`FitWarning` (``emit=False`` to keep quiet).
 
     Checks: a budget whose vertex lies outside its sizes or that has no minimum; a
     budget with fewer than ``min_points`` sizes; a curve too flat to locate its
     minimum (the loss rises across the sampled half-range by less than ``flat_ratio``
     times the scatter of the points about the parabola); exponents of N_opt and
-    D_opt that do not sum to 1 within ``sum_tolerance``; approaches whose intervals on
+    D_opt that do not sum to what the FLOP convention implies within ``sum_tolerance`` (1 when
+    FLOPs per token are proportional to N; 1 + a (1 - c) when they grow as N**c, ``params_exponent``); approaches whose intervals on
     ``a`` do not overlap (``comparison`` from :meth:`Result.compare_approaches`); a
     target more than ``max_extrapolation`` times the largest budget.
     """
@@ -43,9 +45,10 @@ def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[floa
     if len(laws):
         exps = laws.set_index("quantity")["exponent"]
         total = exps["params"] + exps["tokens"]
-        if abs(total - 1) > sum_tolerance:
-            rows.append(("exponents do not sum to 1", "a + b", f"a + b = {total:.3f}; with C = 6ND they should "
-                         "sum to 1: the FLOP convention or the tokens column may be off"))
+        expected = 1 + exps["params"] * (1 - params_exponent)  # D = C / (k N^c): b = 1 - c a
+        if abs(total - expected) > sum_tolerance:
+            rows.append(("exponents do not sum to 1", "a + b", f"a + b = {total:.3f}; with C = k N^{params_exponent:.3g} D "
+                         f"they should sum to {expected:.3f}: the FLOP convention or the tokens column may be off"))
     top = float(optima["budget"].max()) if len(optima) else np.nan
     for target in targets:
         if target > max_extrapolation * top:

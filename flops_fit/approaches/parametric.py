@@ -12,15 +12,19 @@ grid points then seed L-BFGS on the Huber objective, with its analytic gradient.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
-from ._checks import check_number, param_error
-from .analyzer import prepare_results
+from .. import _deps
+from .._checks import check_number, param_error
+from ..errors import CannotFitError
+from ..frames import prepare_results
+from .estimates import estimate_rows
 
+APPROACH = "3: parametric fit"
 PARAMETRIC_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "n_points"]
 _ALPHAS = np.linspace(0.05, 1.2, 24)  # exponents seen in practice lie well inside this range
 _BETAS = np.linspace(0.05, 1.2, 24)
@@ -59,13 +63,14 @@ def _huber_and_grad(theta: np.ndarray, data: _Data, delta: float) -> tuple[float
 def _grid_starts(data: _Data, delta: float, keep: int) -> list[np.ndarray]:
     """For each (alpha, beta) on a grid, E, A, B >= 0 by least squares in relative error; the ``keep`` best."""
     scored = []
+    nnls = _deps.scipy_optimize().nnls
     n_pow = np.exp(-np.outer(_ALPHAS, data.x))  # (grid, n): N**-alpha
     d_pow = np.exp(-np.outer(_BETAS, data.y))
     inv = 1.0 / data.loss  # relative errors approximate errors in log L
     for i, alpha in enumerate(_ALPHAS):
         for j, beta in enumerate(_BETAS):
             design = np.column_stack([inv, n_pow[i] * inv, d_pow[j] * inv])
-            coef, _ = optimize.nnls(design, np.ones_like(inv))
+            coef, _ = nnls(design, np.ones_like(inv))
             coef = np.maximum(coef, 1e-12)
             theta = np.array([math.log(coef[1]), math.log(coef[2]), math.log(coef[0]), alpha, beta])
             scored.append((_huber_and_grad(theta, data, delta)[0], theta))
@@ -73,8 +78,8 @@ def _grid_starts(data: _Data, delta: float, keep: int) -> list[np.ndarray]:
     return [theta for _, theta in scored[:keep]]
 
 
-def _refine(theta: np.ndarray, data: _Data, delta: float) -> optimize.OptimizeResult:
-    return optimize.minimize(_huber_and_grad, theta, args=(data, delta), jac=True, method="L-BFGS-B",
+def _refine(theta: np.ndarray, data: _Data, delta: float) -> object:
+    return _deps.scipy_optimize().minimize(_huber_and_grad, theta, args=(data, delta), jac=True, method="L-BFGS-B",
                              options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-8})
 
 
@@ -89,7 +94,8 @@ def _as_row(theta: np.ndarray, objective: float, n: int) -> dict[str, float]:
 def _data(results: pd.DataFrame, func: str) -> _Data:
     frame = prepare_results(results, func, budgets=False)
     if len(frame) < 5:
-        raise param_error("results", func, "at least 5 usable runs (the law has 5 parameters)", len(frame))
+        raise CannotFitError(str(param_error("results", func, "at least 5 usable runs (the law has 5 parameters)",
+                                             len(frame))))
     n, d, loss = (frame[c].to_numpy(dtype=float) for c in ("params", "tokens", "loss"))
     return _Data(np.log(n), np.log(d), np.log(loss), loss)
 
@@ -132,15 +138,106 @@ def fit_parametric(results: pd.DataFrame, *, delta: float = 1e-3, starts: int = 
     return pd.DataFrame([_as_row(best.x, float(best.fun), len(data.x))], columns=PARAMETRIC_COLUMNS)
 
 
+@dataclass(frozen=True)
+class FlopsCurve:
+    """FLOPs per token against N, as the plan's convention charged the runs (knots in log-log space).
+
+    Under ``6N`` this is exactly 6N. Other conventions (``6N_non_embedding``, ``attention``...)
+    are not functions of N alone, so they are read off the runs and interpolated linearly in
+    log-log space, extended past the runs with the slope of their last stretch.
+    """
+
+    log_n: tuple[float, ...]
+    log_fpt: tuple[float, ...]
+
+    @classmethod
+    def from_results(cls, results: pd.DataFrame) -> FlopsCurve:
+        """From ``params`` and ``flops_per_token`` (else ``flops / tokens``; else 6N)."""
+        if "flops_per_token" in results.columns:
+            per_token = pd.to_numeric(results["flops_per_token"], errors="coerce")
+        elif {"flops", "tokens"} <= set(results.columns):
+            per_token = (pd.to_numeric(results["flops"], errors="coerce")
+                         / pd.to_numeric(results["tokens"], errors="coerce"))
+        else:
+            return cls((0.0,), (math.log(6.0),))
+        params = pd.to_numeric(results["params"], errors="coerce")
+        ok = (np.isfinite(per_token) & np.isfinite(params) & (per_token > 0) & (params > 0)).to_numpy(bool)
+        if not ok.any():
+            return cls((0.0,), (math.log(6.0),))
+        frame = pd.DataFrame({"x": np.log(params[ok].to_numpy(float)), "y": np.log(per_token[ok].to_numpy(float))})
+        knots = frame.groupby("x")["y"].mean()
+        if np.allclose(knots.to_numpy() - knots.index.to_numpy(), knots.iloc[0] - knots.index[0], atol=1e-9):
+            return cls((0.0,), (float(knots.iloc[0] - knots.index[0]),))  # proportional to N: one number
+        return cls(tuple(knots.index.astype(float)), tuple(knots.astype(float)))
+
+    @property
+    def proportional(self) -> bool:
+        """Whether FLOPs per token are k N (``k = exp(log_fpt[0])``)."""
+        return len(self.log_n) == 1
+
+    def __call__(self, log_n: np.ndarray) -> np.ndarray:
+        x = np.asarray(log_n, dtype=float)
+        if self.proportional:
+            return self.log_fpt[0] + x
+        xs, ys = np.array(self.log_n), np.array(self.log_fpt)
+        low_slope, high_slope = (ys[1] - ys[0]) / (xs[1] - xs[0]), (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+        inside = np.interp(x, xs, ys)
+        return np.where(x < xs[0], ys[0] + low_slope * (x - xs[0]),
+                        np.where(x > xs[-1], ys[-1] + high_slope * (x - xs[-1]), inside))
+
+    def slope(self, n_low: float, n_high: float) -> float:
+        """The exponent c of FLOPs per token ~ N**c between two sizes (1 under 6N)."""
+        if self.proportional or n_high <= n_low:
+            return 1.0
+        x = np.log([n_low, n_high])
+        y = self(x)
+        return float((y[1] - y[0]) / (x[1] - x[0]))
+
+
 def parametric_frontier(law: pd.DataFrame, compute: np.ndarray | list[float],
-                        flops_per_param_token: float = 6.0) -> pd.DataFrame:
-    """N_opt, D_opt and loss along C = k N D for a fitted law (Hoffmann et al. 2022, Eq. 4)."""
+                        flops_per_param_token: float = 6.0, *, flops: FlopsCurve | None = None) -> pd.DataFrame:
+    """N_opt, D_opt and loss along the compute frontier of a fitted law.
+
+    With C = k N D (``flops_per_param_token`` = k, the default 6N) the optimum is Hoffmann et
+    al. 2022's Eq. 4, N_opt = G (C/k)^a. With ``flops`` (a :class:`FlopsCurve` read from the
+    runs, for conventions that are not proportional to N) it is found numerically: the N that
+    minimises L(N, C / flops_per_token(N)), on a fine grid of ln N refined by a parabola.
+    """
     row = law.iloc[0]
     c = np.asarray(compute, dtype=float)
-    n = row["G"] * (c / flops_per_param_token) ** row["a"]
-    d = c / (flops_per_param_token * n)
+    if flops is None or flops.proportional:
+        k = flops_per_param_token if flops is None else math.exp(flops.log_fpt[0])
+        n = row["G"] * (c / k) ** row["a"]
+        d = c / (k * n)
+    else:
+        n = np.array([_argmin_n(row, flops, value) for value in c.ravel()]).reshape(c.shape)
+        d = c / np.exp(flops(np.log(n)))
     loss = row["E"] + row["A"] / n ** row["alpha"] + row["B"] / d ** row["beta"]
     return pd.DataFrame({"budget": c, "params_opt": n, "tokens_opt": d, "loss_opt": loss})
+
+
+def _argmin_n(row: pd.Series, flops: FlopsCurve, compute: float) -> float:
+    """The N minimising the law's loss at ``compute`` FLOPs under ``flops``."""
+    centre = math.log(row["G"] * (compute / 6.0) ** row["a"])  # the 6N answer: the optimum is near it
+    x = np.linspace(centre - 6.0, centre + 6.0, 4001)
+    log_d = math.log(compute) - flops(x)
+    loss = row["A"] * np.exp(-row["alpha"] * x) + row["B"] * np.exp(-row["beta"] * log_d)
+    i = int(np.clip(np.argmin(loss), 1, len(x) - 2))
+    c2, c1, _ = np.polyfit(x[i - 1:i + 2] - x[i], loss[i - 1:i + 2], 2)
+    return float(math.exp(x[i] - c1 / (2 * c2))) if c2 > 0 else float(math.exp(x[i]))
+
+
+def parametric_estimates(law: pd.DataFrame, budgets: Sequence[float], targets: Sequence[float],
+                         flops: FlopsCurve, resample: int = 0) -> list[dict[str, object]]:
+    """Approach 3 as estimate rows: a and b are the slopes of N_opt and D_opt over the swept ``budgets``
+    (beta/(alpha+beta) and alpha/(alpha+beta) under 6N), N and D at ``targets`` from the frontier."""
+    ends = [min(budgets), max(budgets)] if max(budgets) > min(budgets) else [min(budgets), 10 * min(budgets)]
+    swept = parametric_frontier(law, ends, flops=flops)
+    span = math.log(ends[1] / ends[0])
+    a = math.log(swept["params_opt"].iloc[1] / swept["params_opt"].iloc[0]) / span
+    b = math.log(swept["tokens_opt"].iloc[1] / swept["tokens_opt"].iloc[0]) / span
+    at = parametric_frontier(law, list(targets), flops=flops)
+    return estimate_rows(APPROACH, resample, a, b, targets, at["params_opt"], at["tokens_opt"])
 
 
 def bootstrap_parametric(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0,

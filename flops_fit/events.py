@@ -1,0 +1,32 @@
+"""The events a sweep emits, and the one function that hands them to callbacks.
+
+Every run emits, in order: ``run_start`` (``run_id, steps, tokens, device``) and
+``run_end`` (``run_id``, the outcome: ``status, loss, error, ...``), both from the runner;
+in between, runs trained here emit ``step`` (``run_id, step, steps, tokens, loss, lr``)
+and ``eval`` (``run_id, loss``). With an executor only ``run_end`` comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Event = dict[str, Any]
+Callback = Callable[[Event], None]
+
+logger = logging.getLogger(__name__)
+
+
+def emitter(callbacks: Sequence[Callback]) -> Callback:
+    """One function that passes an event to every callback in ``callbacks`` (read at each call, so callbacks
+    added later are reached), logging rather than raising a callback's error."""
+
+    def emit(event: Event) -> None:
+        for callback in callbacks:
+            try:
+                callback(event)
+            except Exception:  # a broken display must not cost a trained run
+                logger.exception("callback %r failed on a %s event", callback, event["type"])
+
+    return emit

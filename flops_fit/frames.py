@@ -1,0 +1,228 @@
+"""Results frames from anywhere: a DataFrame, anyone's CSV/JSON/Parquet, or a sweep directory.
+
+:func:`load_results` reads them and recognises the names other tools give our columns;
+:func:`prepare_results` checks a frame and keeps the rows a fit can use; noisy FLOP counts
+are snapped to budgets by :func:`snap_budgets`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ._checks import param_error, warn
+from .errors import FitWarning
+from .schema import Status
+from .store import SweepStore
+
+logger = logging.getLogger(__name__)
+_READERS = {
+    ".csv": pd.read_csv,
+    ".json": pd.read_json,
+    ".jsonl": lambda path: pd.read_json(path, lines=True),
+    ".parquet": pd.read_parquet,
+}
+# names other tools give our columns (lower-cased, spaces and dashes as underscores), tried when ours is absent
+ALIASES = {
+    "params": ["n", "n_params", "num_params", "nparams", "parameters", "model_size", "model_params", "size_params"],
+    "tokens": ["d", "n_tokens", "num_tokens", "tokens_seen", "train_tokens", "training_tokens", "dataset_size"],
+    "flops": ["c", "compute", "training_flop", "training_flops", "train_flops", "total_flops", "flop"],
+    "loss": ["val_loss", "eval_loss", "validation_loss", "final_loss", "test_loss"],
+    "budget": ["compute_budget", "flops_budget", "target_flops"],
+}
+
+
+def load_results(
+    source: str | os.PathLike[str] | pd.DataFrame, *, columns: Mapping[str, str] | None = None,
+    completed_only: bool = True,
+) -> pd.DataFrame:
+    """Load sweep results for analysis.
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        A DataFrame; a ``.csv``, ``.json``, ``.jsonl`` or ``.parquet`` file with
+        ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops``; or a sweep
+        directory written by ``run_sweep(..., store=PATH)`` (readable while it runs).
+    columns : mapping, optional
+        Renames applied first, from your names to ours, e.g. ``{"n_params": "params"}``.
+        Common names are recognised without it (``N``, ``n_params``, ``Model Size``
+        for params; ``D``, ``tokens_seen`` for tokens; ``C``, ``compute``, ``Training
+        FLOP`` for flops; ``val_loss``, ``eval_loss`` for loss), and without a tokens
+        column D is taken as flops / (6 params).
+    completed_only : bool, default True
+        Keep only completed runs with valid numbers (what the fits use), warning
+        about the rest. False returns every run with its ``status`` (``pending``,
+        ``failed``...), untouched.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With a ``budget`` column (noisy ``flops`` snapped to budgets when no
+        ``budget`` is given). Other columns are kept.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"N": [1e6, 2e6, 4e6], "D": [1.7e11, 8.3e10, 4.2e10],
+    ...                    "flops": [1.02e18, 0.99e18, 1.0e18], "loss": [3.1, 3.0, 3.05]})
+    >>> load_results(df, columns={"N": "params", "D": "tokens"})["budget"].tolist()
+    [1e+18, 1e+18, 1e+18]
+    """
+    func = "load_results"
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            if not os.path.exists(os.path.join(path, "plan.csv")):
+                raise param_error("source", func, "a sweep directory (with plan.csv) or a results file", path)
+            frame = SweepStore(path).results()  # reads only: safe while a sweep writes
+        elif not os.path.exists(path):
+            raise param_error("source", func, "a DataFrame or the path of an existing results file", path)
+        else:
+            suffix = os.path.splitext(path)[1].lower()
+            if suffix not in _READERS:
+                raise param_error("source", func, f"a file ending in one of {sorted(_READERS)}", path)
+            frame = _READERS[suffix](path)
+    else:
+        raise param_error("source", func, "a DataFrame, a sweep directory or a path to a .csv/.json/.jsonl/.parquet "
+                          "file", type(source).__name__)
+    if columns is not None:
+        if not isinstance(columns, Mapping):
+            raise param_error("columns", func, "a mapping from your column names to flops_fit's", columns)
+        absent = [c for c in columns if c not in frame.columns]
+        if absent:
+            raise param_error("columns", func, f"names of existing columns ({list(frame.columns)})", absent)
+        renamed = [columns.get(c, c) for c in frame.columns]
+        clashes = sorted({c for c in renamed if renamed.count(c) > 1})
+        if clashes:
+            raise param_error("columns", func, "renames that leave column names unique", dict(columns),
+                              f"After renaming, {clashes} would appear twice; drop or rename the existing column.")
+        frame = frame.rename(columns=dict(columns))
+    frame = _apply_aliases(frame)
+    return prepare_results(frame, func) if completed_only else frame
+
+
+def _apply_aliases(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rename columns known under other names (``Model Size``, ``val_loss``...) when ours are missing."""
+    normal = {str(c).strip().lower().replace(" ", "_").replace("-", "_"): c for c in frame.columns}
+    renames = {}
+    for ours, names in ALIASES.items():
+        if ours in frame.columns:
+            continue
+        found = [normal[n] for n in names if n in normal and normal[n] not in renames]
+        if len(found) == 1:
+            renames[found[0]] = ours
+    if renames:
+        logger.info("load_results: read columns %s", renames)
+        frame = frame.rename(columns=renames)
+    if "tokens" not in frame.columns and {"params", "flops"} <= set(frame.columns):
+        frame = frame.assign(tokens=frame["flops"] / (6 * frame["params"]))  # D = C / 6N
+        logger.info("load_results: no tokens column; took D = flops / (6 params)")
+    return frame
+
+
+def snap_budgets(flops: Iterable[float], tolerance: float = 0.1, *, warn_func: str = "snap_budgets") -> np.ndarray:
+    """Group noisy FLOP counts into budgets.
+
+    Values within ``tolerance`` decades of their neighbour (after sorting) belong to
+    one budget. Its value is the group's geometric mean, rounded to the fewest
+    significant figures (1, 2 or 3) that stay within 5 %, 2 % or any distance of it,
+    so runs planned for 1e19 FLOPs that logged 9.8e18 snap back to 1e19.
+
+    Examples
+    --------
+    >>> snap_budgets([0.98e18, 1.03e18, 1.01e19, 0.99e19, 3.3e19]).tolist()
+    [1e+18, 1e+18, 1e+19, 1e+19, 3.3e+19]
+    """
+    values = np.asarray(list(flops), dtype=float)
+    logs = np.log10(values)
+    order = np.argsort(logs)
+    group = np.empty(len(values), dtype=int)
+    group[order] = np.concatenate([[0], np.cumsum(np.diff(logs[order]) > tolerance)]) if len(values) else []
+    out = np.empty(len(values))
+    for g in np.unique(group):
+        members = group == g
+        out[members] = _round_budget(10 ** logs[members].mean())
+        spread = np.ptp(logs[members])
+        if spread > 2 * tolerance:  # neighbours chained into one wide group: not one budget
+            warn(f"{warn_func}: FLOP counts from {10 ** logs[members].min():.3g} to "
+                          f"{10 ** logs[members].max():.3g} ({spread:.2f} decades) were grouped into one budget, "
+                          f"{out[members][0]:.3g}. Give each run its planned 'budget' column instead.",
+                          FitWarning)
+    return out
+
+
+def _round_budget(centre: float) -> float:
+    for digits, rtol in ((1, 0.05), (2, 0.02)):
+        rounded = float(f"{centre:.{digits}g}")
+        if abs(rounded / centre - 1) <= rtol:
+            return rounded
+    return float(f"{centre:.3g}")
+
+
+def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budgets: bool = True,
+                    allow_empty: bool = False) -> pd.DataFrame:
+    """Validate a results frame and return the usable rows with a ``budget`` column.
+
+    Needs ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops``. Rows whose
+    ``status`` is not ``completed``, or whose numbers are missing or not positive,
+    are left out with a :class:`FitWarning` that says how many and why. With
+    ``budgets=False`` (fits that do not group runs by budget) no budget is needed. With
+    ``allow_empty=True`` a frame with no usable row (a sweep that has just started) gives an
+    empty frame instead of an error.
+    """
+    if not isinstance(results, pd.DataFrame):
+        raise param_error("results", func, "a pandas DataFrame", type(results).__name__,
+                          "Load a CSV with flops_fit.load_results(path).")
+    required = ["params", "tokens", "loss"]
+    missing = [c for c in required if c not in results.columns]
+    if budgets and "budget" not in results.columns and "flops" not in results.columns:
+        missing.append("budget (or flops)")
+    if missing:
+        raise param_error(
+            "results", func, "a DataFrame with columns params, tokens, loss and budget or flops",
+            list(results.columns), f"Missing: {missing}. Rename your columns, e.g. "
+            "load_results(df, columns={'n_params': 'params'}).",
+        )
+    frame = results.copy()
+    if "status" in frame.columns:
+        status = frame["status"].astype("string").str.strip().str.lower()
+        bad = (status.notna() & (status != "") & (status != Status.COMPLETED.value)).to_numpy(dtype=bool)
+        unfinished = status.isin([Status.PENDING.value, Status.RUNNING.value]).to_numpy(dtype=bool)
+        if (bad & ~unfinished).any():  # runs still to come are no surprise while a sweep runs
+            counts = status[bad & ~unfinished].value_counts().to_dict()
+            warn(f"{func}: left out {int((bad & ~unfinished).sum())} run(s) that did not complete: {counts}.",
+                 FitWarning)
+        frame = frame.loc[~bad]
+    if "run_id" in frame.columns and frame["run_id"].duplicated().any():
+        repeated = int(frame["run_id"].duplicated().sum())
+        warn(f"{func}: {repeated} run(s) appear more than once (same run_id); kept the last record of each.",
+                      FitWarning)
+        frame = frame.drop_duplicates("run_id", keep="last")
+    for column in [*required, "budget", "flops"]:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    needs_budget = budgets and ("budget" not in frame.columns or frame["budget"].isna().any())
+    if needs_budget and "flops" in frame.columns:
+        snapped = pd.Series(np.nan, index=frame.index)
+        valid = frame["flops"].gt(0) & np.isfinite(frame["flops"])
+        if valid.any():
+            snapped[valid] = snap_budgets(frame.loc[valid, "flops"], warn_func=func)
+        # budgets the user gave win; runs without one get theirs from the FLOPs they spent
+        frame["budget"] = frame["budget"].fillna(snapped) if "budget" in frame.columns else snapped
+    checked = [*required, "budget"] if budgets else required
+    numbers = frame[checked].to_numpy(dtype=float)
+    ok = np.isfinite(numbers).all(axis=1) & (numbers > 0).all(axis=1)
+    if not ok.all():
+        warn(f"{func}: left out {int((~ok).sum())} run(s) with missing, infinite or non-positive "
+             f"{'/'.join(checked)}.", FitWarning)
+        frame = frame.loc[ok]
+    if frame.empty and not allow_empty:
+        raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
+    return frame.reset_index(drop=True)

@@ -1,0 +1,119 @@
+"""The two kinds of run behind one small protocol: simulate a planted law, or train for real.
+
+A job is picklable, so any executor can run it: ``run_job(job, row)`` in a worker
+returns ``(outcome, curve)`` whatever happens inside. The runner alone emits
+``run_start`` (with what :meth:`Job.start` says) and ``run_end``; a job may emit
+``step`` and ``eval`` events in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+from . import _deps
+from .errors import RunAbandoned
+from .events import Callback
+from .mock import PlantedLaw, simulate_run
+from .schema import CURVE_COLUMNS, Status
+from .training.config import TrainConfig, describe, steps_for
+from .training.device import pick_device
+from .training.loop import train_run
+
+logger = logging.getLogger(__name__)
+Row = Mapping[str, Any]
+
+
+class Job(Protocol):
+    """What runs one row of a plan."""
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides the run_id, decides a run's outcome; a stored record must match it to be reused."""
+
+    def start(self, row: Row) -> dict[str, Any]:
+        """What the ``run_start`` event reports: ``steps``, ``tokens`` and ``device``."""
+
+    def __call__(self, row: Row, emit: Callback, should_stop: Callable[[], bool]) -> tuple[dict[str, Any],
+                                                                                             pd.DataFrame]:
+        """Run it: (outcome with at least ``status``, ``loss``, ``tokens_trained``; the loss curve)."""
+
+
+@dataclass
+class MockJob:
+    """Simulates each run from ``law``; noise depends on ``seed`` and the run_id only."""
+
+    law: PlantedLaw
+    seed: int
+
+    def identity(self) -> dict[str, Any]:
+        return {"mode": "mock", "seed": self.seed, "law": asdict(self.law)}
+
+    def start(self, row: Row) -> dict[str, Any]:
+        return {"steps": 1, "tokens": int(row["tokens"]), "device": "mock"}
+
+    def __call__(self, row: Row, emit: Callback, should_stop: Callable[[], bool]) -> tuple[dict[str, Any],
+                                                                                             pd.DataFrame]:
+        loss, curve = simulate_run(row["run_id"], row["params"], int(row["tokens"]), row["flops_per_token"],
+                                   self.law, self.seed)
+        return {"status": Status.COMPLETED.value, "loss": loss, "tokens_trained": int(row["tokens"]),
+                "device": "mock"}, curve
+
+
+@dataclass
+class TrainJob:
+    """Builds ``model_cls(**model_kwargs, param=size)`` and trains it on exactly its token budget."""
+
+    model_cls: Any
+    param: str
+    train_data: Any
+    eval_data: Any
+    loss_fn: Any
+    config: TrainConfig
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    sample_tokens: int = 1  # tokens one sample counts for, read once from the dataset the user gave
+
+    def identity(self) -> dict[str, Any]:
+        return {"mode": "local", "training": describe(self.config), "tokens_per_sample": self.sample_tokens}
+
+    def build(self, size: int) -> Any:
+        _deps.torch().manual_seed(self.config.seed)  # the same init for a size whatever ran before
+        return self.model_cls(**{**self.model_kwargs, self.param: int(size)})
+
+    def start(self, row: Row) -> dict[str, Any]:
+        steps = steps_for(int(row["tokens"]), self.config, self.sample_tokens)
+        return {"steps": steps, "tokens": steps * self.config.batch_size * self.sample_tokens,
+                "device": pick_device(self.config.device)}
+
+    def __call__(self, row: Row, emit: Callback, should_stop: Callable[[], bool]) -> tuple[dict[str, Any],
+                                                                                             pd.DataFrame]:
+        return train_run(self.build(row["size"]), self.train_data, self.eval_data, self.loss_fn,
+                         tokens=int(row["tokens"]), flops_per_token=float(row["flops_per_token"]),
+                         config=self.config, run_id=row["run_id"], emit=emit, should_stop=should_stop,
+                         sample_tokens=self.sample_tokens)
+
+
+def _never() -> bool:
+    return False
+
+
+def run_job(job: Job, row: Row, emit: Callback | None = None,
+            should_stop: Callable[[], bool] = _never) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run one row: a run that raises (out of memory, a bug in the model...) comes back ``failed`` with its
+    error, so the sweep goes on. Module-level, so process pools and clusters can pickle it."""
+    start = time.perf_counter()
+    try:
+        outcome, curve = job(row, emit or (lambda event: None), should_stop)
+    except RunAbandoned:
+        raise
+    except Exception as exc:
+        logger.warning("run %s (size %s) failed: %s", row["run_id"], row["size"], exc)
+        outcome = {"status": Status.FAILED.value, "loss": float("nan"), "tokens_trained": 0,
+                   "error": f"{type(exc).__name__}: {exc}"}
+        curve = pd.DataFrame(columns=CURVE_COLUMNS)
+    outcome.setdefault("wall_time", time.perf_counter() - start)
+    return outcome, curve
