@@ -24,8 +24,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/python -m flops_fit.examples.example_quickstart --out flops_fit_output
 
-# tests never reach a model or dataset hub: loaders fail fast offline and fall back to local data
+# the layering contracts first (pyproject.toml); tests never reach a model or dataset hub: loaders fail
+# fast offline and fall back to local data
 test: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
 	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest flops_fit tests --nbmake notebooks
 
 bench: $(VENV)/.installed-dev
