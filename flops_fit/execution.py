@@ -21,8 +21,8 @@ from .errors import RunAbandoned
 from .events import Callback, emitter
 from .jobs import Job, run_job
 from .progress import TqdmProgress
-from .spec import PlanSpec
 from .schema import CURVE_COLUMNS, FINISHED, OUTCOME_COLUMNS, Status
+from .spec import PlanSpec
 from .store import SweepStore
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from ..errors import CannotFitError, FitWarning
@@ -113,5 +112,5 @@ def summarise(estimates: pd.DataFrame, reasons: dict[str, str], target: float,
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     table["resamples"] = table["resamples"].astype(int)
     for column in SUMMARY_COLUMNS[1:7]:
-        table[column] = table[column].astype(float).fillna(np.nan)
+        table[column] = table[column].astype(float)
     return table
