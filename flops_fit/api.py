@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +119,7 @@ def find_optimal(
     check_law(law, func)
     if extrapolate_to is not None:
         check_budgets(extrapolate_to, func, "extrapolate_to")
-    spec = PlanSpec.from_options(spec, options, func)
+    spec = PlanSpec.from_options(spec, options, func, inspect.signature(find_optimal).parameters)
     plan = plan_sweep(model_cls, model_size_param, compute_budgets, spec=spec,
                       **training_facts(dataset, mode, train_config))
     sweep = SweepPlan(plan, model_cls=model_cls, model_size_param=model_size_param, dataset=dataset,
@@ -177,13 +178,12 @@ class SweepPlan:
         run_options.setdefault("eval_dataset", self.eval_dataset)
         if self.spec is not None:
             run_options.setdefault("model_kwargs", self.spec.model_kwargs)
-        law = check_law(law, "SweepPlan.run")
         results, curves = run_sweep(
             self.plan, self.model_cls, dataset if dataset is not None else self.dataset,
             loss_fn if loss_fn is not None else self.loss_fn, mode=mode, law=law, seed=seed, return_curves=True,
             model_size_param=self.model_size_param, spec=self.spec, **run_options)
         return Result.from_results(results, curves=curves, plan=self.plan, extrapolate_to=extrapolate_to,
-                                   law=law if mode == "mock" else None, spec=self.spec)
+                                   spec=self.spec)
 
     def __repr__(self) -> str:
         return (f"SweepPlan({len(self.plan)} runs over {len(self.compute_budgets)} budgets, "

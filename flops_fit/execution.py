@@ -33,7 +33,7 @@ class SweepExecution:
 
     def __init__(self, plan: pd.DataFrame, job: Job, store: SweepStore | None, retry_failed: bool,
                  executor: Any, callbacks: Sequence[Callback], progress: bool, spec: PlanSpec | None = None) -> None:
-        self.plan, self.job, self.store, self.executor = plan, job, store, executor
+        self.plan, self.job, self.store, self.executor, self.spec = plan, job, store, executor, spec
         self.callbacks = list(callbacks)
         self.emit = emitter(self.callbacks)  # reaches callbacks appended later (progress bars, a handle)
         self.progress = progress

@@ -226,3 +226,14 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
     if frame.empty and not allow_empty:
         raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
     return frame.reset_index(drop=True)
+
+
+def drop_thin_budgets(frame: pd.DataFrame, func: str, min_sizes: int = 3) -> pd.DataFrame:
+    """The usable runs without the budgets that have fewer than ``min_sizes`` distinct sizes (a sweep part-way
+    through, or runs that failed), with a :class:`FitWarning` naming them."""
+    sizes = frame.groupby("budget")["params"].nunique()
+    thin = sizes[sizes < min_sizes].index.tolist()
+    if thin:
+        warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in thin)} with fewer than {min_sizes} "
+             "usable sizes.", FitWarning)
+    return frame[~frame["budget"].isin(thin)].reset_index(drop=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from .execution import SweepExecution
 from .jobs import MockJob
 from .mock import PlantedLaw
+from .spec import PlanSpec
 from .store import SweepStore
 
 
@@ -55,6 +56,11 @@ class SweepHandle:
         """The planted law a mock sweep simulates (its known answer); None when runs train."""
         job = self._sweep.job
         return job.law if isinstance(job, MockJob) else None
+
+    @property
+    def spec(self) -> PlanSpec | None:
+        """How the plan was made, when ``run_sweep`` was told (``spec=``)."""
+        return self._sweep.spec
 
     @property
     def store(self) -> SweepStore | None:

@@ -19,6 +19,7 @@ from ._format import budget_label, human
 from .mock import PlantedLaw
 from .result import Result, default_targets
 from .schema import FINISHED, LAW_COLUMNS, OPTIMA_COLUMNS, Status
+from .spec import PlanSpec
 from .visualizer import plot_isoflops, plot_loss_curves, plot_scaling_laws
 
 if TYPE_CHECKING:
@@ -135,7 +136,8 @@ class Snapshot:
 
 
 def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
-             extrapolate_to: Sequence[float] | None = None, law: PlantedLaw | None = None) -> Snapshot:
+             extrapolate_to: Sequence[float] | None = None, law: PlantedLaw | None = None,
+             spec: PlanSpec | None = None) -> Snapshot:
     """Fit whatever has completed: optima for budgets with 3 or more sizes, laws once 2 budgets have one.
 
     Fit warnings are collected into ``notes`` instead of being raised, since a sweep
@@ -148,7 +150,8 @@ def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to, law=law)
+            snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to, law=law,
+                                              spec=spec)
         except ValueError as exc:
             snap.notes.append(str(exc))
     snap.notes += [str(w.message) for w in caught]

@@ -19,7 +19,7 @@ from .approaches.isoflop import bootstrap_isoflops, fit_isoflops
 from .approaches.laws import fit_power_laws, predict_from_laws
 from .approaches.parametric import FlopsCurve
 from .errors import FitWarning, TooFewBudgetsError
-from .frames import prepare_results
+from .frames import drop_thin_budgets, prepare_results
 from .mock import PlantedLaw
 from .schema import LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, Status
 from .spec import PlanSpec
@@ -83,13 +83,7 @@ class Result:
         """
         func = "Result.from_results"
         targets = None if extrapolate_to is None else check_budgets(extrapolate_to, func, "extrapolate_to")
-        frame = prepare_results(results, func)
-        sizes = frame.groupby("budget")["params"].nunique()
-        thin = sizes[sizes < 3].index.tolist()
-        if thin:
-            warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in thin)} with fewer than 3 "
-                          "usable sizes.", FitWarning)
-            frame = frame[~frame["budget"].isin(thin)]
+        frame = drop_thin_budgets(prepare_results(results, func), func)
         optima = fit_isoflops(frame) if not frame.empty else pd.DataFrame(columns=OPTIMA_COLUMNS)
         try:
             laws = fit_power_laws(optima)
@@ -99,6 +93,7 @@ class Result:
             laws = pd.DataFrame(columns=LAW_COLUMNS)
         if targets is None:
             targets = default_targets(optima["budget"] if len(optima) else frame["budget"])
+        law = law if law is not None else stored_law(results)
         return cls(results=results, optima=optima, laws=laws, curves=curves, plan=plan, targets=targets, law=law,
                    spec=spec)
 
@@ -114,8 +109,8 @@ class Result:
                               os.fspath(path))
         store = SweepStore(path)
         results = store.results()
-        return cls.from_results(results, curves=store.curves(), plan=store.plan(), law=_stored_law(results),
-                                spec=store.spec(), **fit_options)
+        return cls.from_results(results, curves=store.curves(), plan=store.plan(), spec=store.spec(),
+                                **fit_options)
 
     def _require_laws(self, func: str) -> None:
         if self.laws.empty:
@@ -262,8 +257,9 @@ def load(path: str | os.PathLike[str], **fit_options: Any) -> Result:
     return Result.load(path, **fit_options)
 
 
-def _stored_law(results: pd.DataFrame) -> PlantedLaw | None:
-    """The planted law the records of a mock sweep were simulated from (None for trained runs)."""
+def stored_law(results: pd.DataFrame) -> PlantedLaw | None:
+    """The planted law a mock sweep's runs were simulated from, read from their ``identity`` (None for trained
+    runs, or runs of several laws)."""
     if "identity" not in results.columns:
         return None
     done = results.loc[results["status"] == Status.COMPLETED.value, "identity"].dropna()

@@ -35,9 +35,9 @@ PLAN_COLUMNS = [
 ]
 # what run_sweep needs of a plan someone else made
 PLAN_REQUIRED = ["run_id", "budget", "size", "params", "flops_per_token", "tokens"]
-# what a run adds to its plan row
+# what a run adds to its plan row; "identity" is how it was made (mode, seed and law, or training settings), as JSON
 OUTCOME_COLUMNS = ["loss", "tokens_trained", "epochs", "steps", "wall_time", "tokens_per_second", "flops_per_second",
-                   "utilisation", "device", "error"]
+                   "utilisation", "device", "error", "identity"]
 CURVE_COLUMNS = ["run_id", "step", "tokens", "flops", "loss", "lr"]
 
 # Approach 2 (and Approach 1, read at FLOP counts): one row per budget

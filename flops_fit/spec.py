@@ -8,10 +8,13 @@ forms, ``points_per_budget=5`` and so on, build it). A sweep directory stores it
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field, fields
 from typing import Any
+
+import numpy as np
 
 from ._checks import check_int_list, check_number, param_error
 from .flops import FlopConvention, convention_name, is_recorded, resolve_convention
@@ -40,7 +43,8 @@ class PlanSpec:
     multiple_of: int = 1  # only knob values that are multiples of this are tried
     # FLOPs per token: "6N", "6N_non_embedding", "attention", "measured", or a callable params -> FLOPs
     flop_convention: FlopConvention = "6N"
-    model_kwargs: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of the factory
+    # fixed keyword arguments of the factory (None means none); numpy scalars are stored as Python numbers
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
     caller: InitVar[str] = "PlanSpec"  # the function named in error messages
 
     def __post_init__(self, caller: str) -> None:
@@ -65,11 +69,15 @@ class PlanSpec:
             if len(pair) != 2 or pair[0] > pair[1]:
                 raise param_error("size_range", func, expected, self.size_range)
             set_(self, "size_range", (pair[0], pair[1]))
+        if self.model_kwargs is None:
+            set_(self, "model_kwargs", {})
         if not isinstance(self.model_kwargs, Mapping):
             raise param_error("model_kwargs", func, "a dict of fixed keyword arguments for model_cls",
                               self.model_kwargs)
-        to_json(dict(self.model_kwargs))  # every setting must name itself, or run ids could collide
-        set_(self, "model_kwargs", dict(self.model_kwargs))  # a copy: the caller's dict may change later
+        # a copy (the caller's dict may change later), with numpy scalars as the numbers they are
+        settings = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.model_kwargs.items()}
+        to_json(settings)  # every setting must name itself, or run ids could collide
+        set_(self, "model_kwargs", settings)
 
     # -- the keyword forms -------------------------------------------------------------------
     @classmethod
@@ -77,14 +85,19 @@ class PlanSpec:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_options(cls, spec: PlanSpec | None, options: Mapping[str, Any], func: str) -> PlanSpec:
-        """``spec`` (default: the defaults) with ``options`` replacing its fields, checked for ``func``."""
+    def from_options(cls, spec: PlanSpec | None, options: Mapping[str, Any], func: str,
+                     arguments: Iterable[str] = ()) -> PlanSpec:
+        """``spec`` (default: the defaults) with ``options`` replacing its fields, checked for ``func``
+        (whose own ``arguments`` are suggested too when a keyword is misspelt)."""
         if spec is not None and not isinstance(spec, PlanSpec):
             raise param_error("spec", func, "a flops_fit.PlanSpec", spec)
         unknown = sorted(set(options) - set(cls.option_names()))
         if unknown:
-            raise TypeError(f"{func}() got unexpected keyword argument(s) {unknown}. Planning options are "
-                            f"{cls.option_names()} (see flops_fit.PlanSpec).")
+            known = [*cls.option_names(), *arguments]
+            close = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+            hint = "; ".join(f"Did you mean {found[0]!r} for {name!r}?" for name, found in close.items() if found)
+            raise TypeError(f"{func}() got unexpected keyword argument(s) {unknown}: neither arguments of {func} "
+                            f"nor planning options {cls.option_names()} (see flops_fit.PlanSpec). {hint}".rstrip())
         if spec is not None and not options:
             return spec
         base = spec.options() if spec is not None else {}
@@ -98,8 +111,9 @@ class PlanSpec:
 
     # -- storing ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: lists for tuples; a callable convention by name (``"callable:<name>"``, which
-        cannot plan again); model settings that JSON cannot hold as ``{"__repr__": ...}``."""
+        """JSON-ready: lists for tuples (model settings that were tuples come back as lists); a callable
+        convention by name (``"callable:<name>"``, which cannot plan again); model settings that JSON cannot
+        hold as ``{"__repr__": ...}`` (which cannot build a model again: pass them anew)."""
         values = self.options()
         values["size_values"] = None if self.size_values is None else list(self.size_values)
         values["size_range"] = None if self.size_range is None else list(self.size_range)

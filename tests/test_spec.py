@@ -101,3 +101,36 @@ def test_a_callable_convention_is_named_in_the_stored_spec():
     back = ff.PlanSpec.from_dict(stored)
     with pytest.raises(ValueError, match="made with the callable per_token.*pass it again"):
         ff.plan_sweep(GPT, "d_model", [1e17], spec=back)
+
+
+def test_none_and_numpy_settings_are_plain_settings():
+    import numpy as np
+
+    assert ff.PlanSpec(model_kwargs=None).model_kwargs == {}
+    spec = ff.PlanSpec(model_kwargs={"n_layer": np.int64(4)})
+    assert spec.model_kwargs == {"n_layer": 4} and type(spec.model_kwargs["n_layer"]) is int
+    assert ff.PlanSpec.from_dict(spec.to_dict()) == spec and hash(spec) == hash(ff.PlanSpec(model_kwargs={"n_layer": 4}))
+    ff.find_optimal(GPT, "d_model", compute_budgets=BUDGETS[:2], model_kwargs=None, train=False)
+
+
+def test_a_stored_spec_with_objects_asks_for_them_again():
+    stored = ff.PlanSpec.from_dict(ff.PlanSpec(model_kwargs={"depth": Depth(2)}).to_dict())
+    with pytest.raises(ValueError, match=r"\['depth'\] were recorded only by name"):
+        ff.plan_sweep(gpt_of, "d_model", [1e15], spec=stored)
+    assert len(ff.plan_sweep(gpt_of, "d_model", [1e15], spec=stored, model_kwargs={"depth": Depth(2)})) == 9
+
+
+def test_a_misspelt_keyword_gets_a_suggestion():
+    with pytest.raises(TypeError, match="Did you mean 'retry_failed'"):
+        ff.find_optimal(GPT, "d_model", compute_budgets=BUDGETS, retry_faild=True)
+
+
+def test_what_a_sweep_was_made_with_reaches_every_result():
+    plan = ff.plan_sweep(GPT, "d_model", BUDGETS[:3], spec=SPEC)
+    results = ff.run_sweep(plan, mode="mock", law=ff.PlantedLaw(alpha=0.3))
+    assert ff.Result.from_results(results).law == ff.PlantedLaw(alpha=0.3)  # from each run's identity
+    designer = SweepDesigner(GPT, "d_model", spec=SPEC, budgets=(1e17, 1e19), n_budgets=3)
+    designer.run_button.click()
+    designer.monitor.wait()
+    assert designer.monitor.result().spec == designer.current_spec()
+    assert designer.monitor.result().law == ff.PlantedLaw()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..errors import CannotFitError, FitWarning
-from ..frames import prepare_results
+from ..frames import drop_thin_budgets, prepare_results
 from ..schema import ESTIMATE_COLUMNS
 from . import envelope, isoflop, parametric
 from .estimates import as_frame, estimate_rows, interval, values
@@ -41,7 +41,10 @@ def _envelope(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Seque
                              "(a results file without curves, or a sweep with no finished run).")
     frame = envelope.with_params(curves, results, "fit_envelope")
     budgets = prepare_results(results, "fit_envelope")["budget"]
-    swept = (float(budgets.min()), float(budgets.max()))  # where the approaches are compared
+    # under C = kND the frontier is one power law wherever curves reach, and more of it pins the slope better;
+    # under other conventions it bends, so it is read only where the approaches are compared
+    proportional = parametric.FlopsCurve.from_results(results).proportional
+    swept = None if proportional else (float(budgets.min()), float(budgets.max()))
     rows = envelope.envelope_estimates(frame, 0, tuple(targets), swept)
     draws = envelope.bootstrap_envelope(frame, n_resamples=n_resamples, seed=seed, targets=tuple(targets),
                                         flops_range=swept)
@@ -50,6 +53,7 @@ def _envelope(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Seque
 
 def _isoflop(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Sequence[float], n_resamples: int,
              seed: int) -> pd.DataFrame:
+    results = drop_thin_budgets(prepare_results(results, "fit_isoflops"), "fit_isoflops")  # as Result fits it
     laws = fit_power_laws(isoflop.fit_isoflops(results))
     exps = laws.set_index("quantity")["exponent"]
     preds = [predict_from_laws(laws, t) for t in targets]

@@ -165,7 +165,7 @@ def predict_from_laws(laws: pd.DataFrame, compute: float, confidence: float | No
     for row in laws.itertuples():
         covariance = np.array(row.covariance, dtype=float)
         power = math.exp(math.log(row.coefficient) + row.exponent * x0)
-        level = row.confidence if confidence is None else confidence
+        level = getattr(row, "confidence", 0.95) if confidence is None else confidence  # older frames lack it
         t = _t_quantile(level, row.dof) if row.dof > 0 else float("nan")
         name = names[row.quantity]
         if row.floor > 0:  # y = E + exp(ln k + e x): interval on y itself

@@ -144,7 +144,9 @@ class FlopsCurve:
 
     Under ``6N`` this is exactly 6N. Other conventions (``6N_non_embedding``, ``attention``...)
     are not functions of N alone, so they are read off the runs and interpolated linearly in
-    log-log space, extended past the runs with the slope of their last stretch.
+    log-log space. Past the largest run they grow affinely in N (the embeddings and attention
+    terms that make them differ from kN grow more slowly than N); below the smallest, with the
+    log-log slope of the first stretch.
     """
 
     log_n: tuple[float, ...]
@@ -180,10 +182,12 @@ class FlopsCurve:
         if self.proportional:
             return self.log_fpt[0] + x
         xs, ys = np.array(self.log_n), np.array(self.log_fpt)
-        low_slope, high_slope = (ys[1] - ys[0]) / (xs[1] - xs[0]), (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+        low_slope = (ys[1] - ys[0]) / (xs[1] - xs[0])
+        n, fpt = np.exp(xs[-2:]), np.exp(ys[-2:])
+        per_param = (fpt[1] - fpt[0]) / (n[1] - n[0])  # FLOPs per token per parameter, past the largest run
+        above = np.log(np.maximum(fpt[1] + per_param * (np.exp(np.maximum(x, xs[-1])) - n[1]), 1e-300))
         inside = np.interp(x, xs, ys)
-        return np.where(x < xs[0], ys[0] + low_slope * (x - xs[0]),
-                        np.where(x > xs[-1], ys[-1] + high_slope * (x - xs[-1]), inside))
+        return np.where(x < xs[0], ys[0] + low_slope * (x - xs[0]), np.where(x > xs[-1], above, inside))
 
     def slope(self, n_low: float, n_high: float) -> float:
         """The exponent c of FLOPs per token ~ N**c between two sizes (1 under 6N)."""

@@ -15,7 +15,7 @@ from ..flops import NEEDS_MODEL, FlopContext, convention_name, resolve_conventio
 from ..schema import PLAN_COLUMNS, Status
 from ..training.config import TrainConfig, describe
 from ..training.data import infer_tokens_per_sample
-from ..ids import make_run_id, record_json
+from ..ids import make_run_id, record_json, unreadable
 from .sizes import SizeSpace, build_meta, factory_name
 from ..spec import PlanSpec
 
@@ -87,7 +87,12 @@ def plan_sweep(
     if not isinstance(model_size_param, str) or not model_size_param.isidentifier():
         raise param_error("model_size_param", func, "the name of the factory's size keyword, e.g. 'd_model'",
                           model_size_param)
-    spec = PlanSpec.from_options(spec, options, func)
+    spec = PlanSpec.from_options(spec, options, func, ("spec", "example_input", "tokens_per_sample", "train_config"))
+    objects = unreadable(spec.model_kwargs)
+    if objects:
+        raise param_error("model_kwargs", func, "settings that can build a model", spec.model_kwargs,
+                          f"{objects} were recorded only by name (a stored spec cannot hold objects); "
+                          "pass them again, e.g. plan_sweep(..., spec=spec, model_kwargs={...}).")
     if model_size_param in spec.model_kwargs:
         raise param_error("model_kwargs", func, f"free of the size knob '{model_size_param}'", spec.model_kwargs,
                           "The planner sets the knob itself; remove it from model_kwargs.")
