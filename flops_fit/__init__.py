@@ -50,6 +50,7 @@ _EXPORTS = {
     "plot_isoflops": "visualizer",
     "plot_scaling_laws": "visualizer",
     "plot_loss_curves": "visualizer",
+    "plot_backtest": "visualizer",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -74,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .spec import PlanSpec
     from .store import SweepStore
     from .training.config import TrainConfig
-    from .visualizer import plot_isoflops, plot_loss_curves, plot_scaling_laws
+    from .visualizer import plot_backtest, plot_isoflops, plot_loss_curves, plot_scaling_laws
 
 
 def __getattr__(name: str) -> Any:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from . import provenance
 from ._checks import check_budgets, check_compute, param_error, warn
 from ._format import human
 from .approaches.compare import estimate_all, summarise
@@ -21,10 +24,13 @@ from .approaches.parametric import FlopsCurve
 from .errors import FitWarning, TooFewBudgetsError
 from .frames import drop_thin_budgets, prepare_results
 from .mock import PlantedLaw
-from .schema import LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, Status
+from .schema import BACKTEST_COLUMNS, LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, Status
 from .spec import PlanSpec
 from .store import SweepStore
-from .visualizer import plot_isoflops, plot_scaling_laws
+from .visualizer import plot_backtest, plot_isoflops, plot_scaling_laws
+
+
+ESTIMATOR = "parabola"  # Approach 2: a parabola of loss in ln N per budget, power laws across budgets
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -99,18 +105,48 @@ class Result:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **fit_options: Any) -> Result:
-        """The Result of a sweep directory, at any moment (also while the sweep runs).
+        """The Result of a sweep directory (at any moment, also while the sweep runs) or of a saved result.
 
-        The stored :class:`~flops_fit.PlanSpec` and, for a mock sweep, its planted law come back
-        with it; ``fit_options`` go to :meth:`from_results` (``extrapolate_to=...``).
+        From a sweep directory the stored :class:`~flops_fit.PlanSpec` and, for a mock sweep, its
+        planted law come back with it; ``fit_options`` go to :meth:`from_results`
+        (``extrapolate_to=...``). A result written by :meth:`save` is refitted from its data,
+        which must match its hashes, and the refit must reproduce the saved constants, or a
+        ``ValueError`` says which differ.
         """
+        if os.path.isdir(path) and provenance.is_saved_result(path):
+            return cls._load_saved(path)
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "plan.csv")):
-            raise param_error("path", "load", "a sweep directory written by run_sweep(..., store=PATH)",
-                              os.fspath(path))
+            raise param_error("path", "load", "a sweep directory written by run_sweep(..., store=PATH) or a "
+                              "result written by Result.save(PATH)", os.fspath(path))
         store = SweepStore(path)
         results = store.results()
         return cls.from_results(results, curves=store.curves(), plan=store.plan(), spec=store.spec(),
                                 **fit_options)
+
+    def save(self, path: str | os.PathLike[str]) -> os.PathLike[str]:
+        """Write this result to directory ``path`` as JSON and CSV (see :mod:`flops_fit.provenance`): the runs
+        and curves with their SHA-256, the estimator, the package version and the fitted constants with their
+        covariance. :meth:`load` (or ``flops_fit.load``) reads it back and checks it. Never a pickle."""
+        header = {"estimator": {"name": ESTIMATOR, "options": {"min_points": 3}}, "targets": self.targets,
+                  "law": None if self.law is None else asdict(self.law),
+                  "spec": None if self.spec is None else self.spec.to_dict()}
+        return provenance.write(path, self.results, self.curves, header,
+                                provenance.constants(self.optima, self.laws))
+
+    @classmethod
+    def _load_saved(cls, path: str | os.PathLike[str]) -> Result:
+        record, results, curves = provenance.read(path)
+        with warnings.catch_warnings():  # the fit warned when it was made
+            warnings.simplefilter("ignore", FitWarning)
+            result = cls.from_results(results, curves=curves, extrapolate_to=record["targets"],
+                                      law=PlantedLaw(**record["law"]) if record["law"] else None,
+                                      spec=PlanSpec.from_dict(record["spec"]) if record["spec"] else None)
+        changed = provenance.differences(record["fit"], provenance.constants(result.optima, result.laws))
+        if changed:
+            raise ValueError(f"Refitting the result saved in {os.fspath(path)} (by flops_fit "
+                             f"{record['flops_fit_version']}) does not reproduce its constants: "
+                             + "; ".join(changed[:5]) + (" ..." if len(changed) > 5 else ""))
+        return result
 
     def _require_laws(self, func: str) -> None:
         if self.laws.empty:
@@ -145,6 +181,46 @@ class Result:
             for name, quantity in (("optimal_params", "params"), ("optimal_tokens", "tokens")):
                 out[f"{name}_low"], out[f"{name}_high"] = percentile_interval(draws, quantity, value)
         return out
+
+    def backtest(self, holdout: int = 1) -> pd.DataFrame:
+        """Refit without the largest ``holdout`` budget(s) and compare what that fit predicts for them with what
+        they measured.
+
+        One row per held-out budget and quantity (``params``: N_opt, ``loss``: the optimal loss):
+        ``budget, quantity, predicted, low, high, measured, relative_error, held``. ``measured`` is
+        the budget's own IsoFLOP optimum, ``low``/``high`` the prediction's interval (at the laws'
+        confidence), ``held`` whether it holds the measurement (missing when 2 budgets are left, whose
+        power law passes exactly through them and has no interval), ``relative_error`` is
+        measured / predicted - 1. Needs ``holdout`` + 2 budgets with a located minimum.
+        """
+        func = "Result.backtest"
+        if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 1:
+            raise param_error("holdout", func, "a positive integer (how many of the largest budgets to hold out)",
+                              holdout)
+        located = sorted(self.optima.loc[self.optima["usable"].astype(bool), "budget"]) if len(self.optima) else []
+        if len(located) < holdout + 2:
+            raise param_error("holdout", func, f"at most {max(len(located) - 2, 0)} here: the refit needs 2 "
+                              "budgets with a located minimum besides those held out", holdout,
+                              f"This result has {len(located)} such budget(s); add budgets.")
+        held = located[-holdout:]
+        kept = self.results[~pd.to_numeric(self.results["budget"], errors="coerce").isin(held)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            refit = Result.from_results(kept, extrapolate_to=held)
+        measured = self.optima.set_index("budget")
+        rows = []
+        for budget in held:
+            p = predict_from_laws(refit.laws, budget)
+            for quantity, key, column in (("params", "optimal_params", "params_opt"),
+                                          ("loss", "expected_loss", "loss_opt")):
+                value = float(measured.loc[budget, column])
+                low, high = p[f"{key}_low"], p[f"{key}_high"]
+                rows.append({"budget": budget, "quantity": quantity, "predicted": p[key], "low": low, "high": high,
+                             "measured": value, "relative_error": value / p[key] - 1,
+                             "held": bool(low <= value <= high) if np.isfinite([low, high]).all() else pd.NA})
+        table = pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
+        table["held"] = table["held"].astype("boolean")
+        return table
 
     def estimates(self, *, n_resamples: int = 200, seed: int = 0) -> tuple[pd.DataFrame, dict[str, str]]:
         """Every approach's estimates as one long frame (``approach, resample, quantity, target, value``;
@@ -222,14 +298,17 @@ class Result:
         Returns
         -------
         dict
-            ``{"isoflops": Figure, "scaling_laws": Figure}`` (no ``"scaling_laws"`` when
-            no power law could be fitted).
+            ``{"isoflops": Figure, "scaling_laws": Figure, "backtest": Figure}``: no ``"scaling_laws"``
+            when no power law could be fitted, and a ``"backtest"`` (:meth:`backtest`, the largest budget
+            held out) once 3 budgets have a located minimum.
         """
         if html_dir is not None and (not isinstance(html_dir, (str, os.PathLike)) or os.path.isfile(html_dir)):
             raise param_error("html_dir", "Result.plot", "a directory path (created if missing)", html_dir)
         figures = {"isoflops": plot_isoflops(self.results, self.optima)}
         if not self.laws.empty:
             figures["scaling_laws"] = plot_scaling_laws(self.optima, self.laws, self.targets)
+        if len(self.optima) and int(self.optima["usable"].astype(bool).sum()) >= 3:
+            figures["backtest"] = plot_backtest(self.backtest())
         if html_dir is not None:
             os.makedirs(html_dir, exist_ok=True)
             for name, fig in figures.items():

@@ -54,3 +54,5 @@ LAW_COLUMNS = [
 # what every approach estimates, fitted (resample 0) and bootstrapped (resample 1..n), in one long frame:
 # quantity "a" / "b" (exponents of N_opt and D_opt; target is NaN), "params" / "tokens" (N_opt and D_opt at target)
 ESTIMATE_COLUMNS = ["approach", "resample", "quantity", "target", "value"]
+# Result.backtest: a fit without the largest budget(s), against what they measured
+BACKTEST_COLUMNS = ["budget", "quantity", "predicted", "low", "high", "measured", "relative_error", "held"]

@@ -36,7 +36,7 @@ from .schema import CURVE_COLUMNS, Status
 logger = logging.getLogger(__name__)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
     # the writer's pid is in the name, so a later sweep can tell a dead writer's leftovers from a live one's
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
@@ -117,9 +117,9 @@ class SweepStore:
             old = self.plan()
             merged = plan if old.empty else pd.concat([old, plan[~plan["run_id"].isin(old["run_id"])]],
                                                        ignore_index=True)
-            _write_atomic(self.path / "plan.csv", merged.to_csv(index=False))
+            write_atomic(self.path / "plan.csv", merged.to_csv(index=False))
             if spec is not None:
-                _write_atomic(self.path / "spec.json", json.dumps(spec.to_dict(), indent=1))
+                write_atomic(self.path / "spec.json", json.dumps(spec.to_dict(), indent=1))
 
     def spec(self) -> PlanSpec | None:
         """The :class:`~flops_fit.PlanSpec` the plan was made with (None when none was stored)."""
@@ -133,8 +133,8 @@ class SweepStore:
         """Store one finished run: its curve first, then its record (the record marks it finished)."""
         run_id = str(record["run_id"])
         if curve is not None:
-            _write_atomic(self.path / "curves" / f"{run_id}.csv", curve.to_csv(index=False))
-        _write_atomic(self.path / "runs" / f"{run_id}.json",
+            write_atomic(self.path / "curves" / f"{run_id}.csv", curve.to_csv(index=False))
+        write_atomic(self.path / "runs" / f"{run_id}.json",
                       json.dumps({k: _plain(v) for k, v in record.items()}, indent=1, default=str))
 
     def finished(self) -> pd.DataFrame:

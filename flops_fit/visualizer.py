@@ -179,3 +179,36 @@ def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
                       template="plotly_white", legend_title="budget")
     fig.update_xaxes(type="log", exponentformat="power")
     return fig
+
+
+def plot_backtest(backtest: pd.DataFrame) -> go.Figure:
+    """What a fit without the largest budget(s) predicted for them (with its interval) against what they measured
+    (:meth:`flops_fit.Result.backtest`): N_opt on the left, the optimal loss on the right."""
+    go, make_subplots = _deps.plotly()
+    needed = ["budget", "quantity", "predicted", "low", "high", "measured", "held"]
+    if not isinstance(backtest, pd.DataFrame) or not set(needed) <= set(backtest.columns):
+        raise param_error("backtest", "plot_backtest", "the DataFrame of Result.backtest()",
+                          type(backtest).__name__)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("N<sub>opt</sub> of the held-out budget(s)",
+                                                        "optimal loss of the held-out budget(s)"))
+    for col, quantity in enumerate(("params", "loss"), start=1):
+        rows = backtest[backtest["quantity"] == quantity]
+        fig.add_trace(go.Scatter(
+            x=rows["budget"], y=rows["predicted"], mode="markers", name="predicted without them",
+            marker={"symbol": "diamond-open", "size": 10, "color": "#1f77b4", "line": {"width": 2}},
+            error_y={"type": "data", "symmetric": False, "array": rows["high"] - rows["predicted"],
+                     "arrayminus": rows["predicted"] - rows["low"], "thickness": 2, "width": 8},
+            showlegend=col == 1, legendgroup="predicted"), row=1, col=col)
+        fig.add_trace(go.Scatter(
+            x=rows["budget"], y=rows["measured"], mode="markers", name="measured",
+            marker={"color": ["crimson" if h is False else "black" for h in rows["held"].astype(object)], "size": 9},
+            customdata=[{True: "inside the interval", False: "outside the interval"}.get(h, "no interval")
+                        for h in rows["held"].astype(object)],
+            hovertemplate="C=%{x:.2e}<br>measured %{y:.4g}<br>%{customdata}<extra></extra>",
+            showlegend=col == 1, legendgroup="measured"), row=1, col=col)
+        fig.update_xaxes(type="log", exponentformat="power", title_text="compute C (FLOPs)", row=1, col=col)
+    fig.update_yaxes(type="log", exponentformat="power", title_text="parameters", row=1, col=1)
+    fig.update_yaxes(title_text="loss", row=1, col=2)
+    fig.update_layout(title="Backtest: a fit without the largest budget(s), against what they measured",
+                      template="plotly_white")
+    return fig

@@ -65,6 +65,7 @@ def test_four_stages_hand_off_through_the_sweep_directory(installed, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| Compute (FLOPs) | N_opt | D_opt | D/N | Loss | Source |" in done.stdout
     assert "1.00e+23" in done.stdout and "N_opt ∝ C^" in done.stdout
+    assert "Backtest, the largest budget held out" in done.stdout
     done = run(installed, "ff-visualize", "sweep_dir=sweep", "png=false", "out_dir=figs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "figs" / "isoflops.html").exists() and (tmp_path / "figs" / "scaling_laws.html").exists()

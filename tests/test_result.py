@@ -71,9 +71,10 @@ def test_chinchilla_table(result):
 
 def test_plot_returns_figures_and_writes_html(result, tmp_path):
     figures = result.plot(html_dir=tmp_path / "figs")
-    assert set(figures) == {"isoflops", "scaling_laws"}
+    assert set(figures) == {"isoflops", "scaling_laws", "backtest"}  # backtest: 3 or more located budgets
     assert all(isinstance(f, go.Figure) for f in figures.values())
     assert (tmp_path / "figs" / "isoflops.html").stat().st_size > 1000
+    assert (tmp_path / "figs" / "backtest.html").exists()
     assert (tmp_path / "figs" / "plotly.min.js").exists()  # opens offline
     iso = figures["isoflops"]
     runs = [t for t in iso.data if t.mode == "markers" and t.marker.symbol != "star"]

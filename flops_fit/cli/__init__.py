@@ -109,6 +109,12 @@ def run_analyze(cfg: DictConfig) -> ff.Result:
         print(f"\nN_opt ∝ C^{laws.loc['params', 'exponent']:.4f} "
               f"[{laws.loc['params', 'exponent_lo']:.4f}, {laws.loc['params', 'exponent_hi']:.4f}], "
               f"D_opt ∝ C^{laws.loc['tokens', 'exponent']:.4f}")
+        located = int(result.optima["usable"].astype(bool).sum())
+        if located >= 3:
+            shown = result.backtest().assign(held=lambda f: f["held"].astype(object).map(
+                {True: "yes", False: "NO"}).fillna("no interval"))
+            print("\nBacktest, the largest budget held out (predicted without it, 95 % interval, measured):")
+            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if int(cfg.bootstrap) > 0:
             for target in result.targets:
                 p = result.predict(target, interval="bootstrap", n_resamples=int(cfg.bootstrap))
