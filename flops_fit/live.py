@@ -158,6 +158,26 @@ def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
     return snap
 
 
+def backtest_table(snap: Snapshot, min_budgets: int = 4) -> pd.DataFrame | None:
+    """The backtest (the largest budget predicted from the others) as people read it, once ``min_budgets``
+    budgets have a located minimum; None before."""
+    result = snap.result
+    if result is None or not len(result.optima) or int(result.optima["usable"].astype(bool).sum()) < min_budgets:
+        return None
+    table = result.backtest()
+    shown = {"params": human, "loss": lambda v: f"{v:.3f}"}
+    return pd.DataFrame({
+        "budget": table["budget"].map(budget_label),
+        "quantity": table["quantity"].map({"params": "N_opt", "loss": "loss"}),
+        "predicted": [shown[q](v) for q, v in zip(table["quantity"], table["predicted"])],
+        "interval": [f"{shown[q](lo)}–{shown[q](hi)}" for q, lo, hi in zip(table["quantity"], table["low"],
+                                                                          table["high"])],
+        "measured": [shown[q](v) for q, v in zip(table["quantity"], table["measured"])],
+        "error": table["relative_error"].map(lambda v: f"{v:+.1%}"),
+        "held": table["held"].astype(object).map({True: "yes", False: "no"}).fillna("no interval"),
+    })
+
+
 def targets_for(budgets: Sequence[float], extrapolate_to: Sequence[float] | None = None) -> list[float]:
     """What to extrapolate to: ``extrapolate_to``, else 10x and 100x the largest budget (as :class:`Result`)."""
     return list(extrapolate_to) if extrapolate_to else default_targets(budgets)

@@ -34,11 +34,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "flops-fit-test"
 
-# a cell the test appends to its copy of the notebook: an app whose mock runs take 0.3 s each, so that
+# a cell the test appends to its copy of the notebook: an app whose mock runs take 0.8 s each (on a loaded
+# 2-core machine the kernel takes several seconds to build and send a new monitor's figures), so that
 # points can be seen arriving one by one
 PACED_CELL = """import time
 paced = SweepDesigner(GPT, "d_model", model_kwargs={"n_layer": 4}, n_budgets=3, points_per_budget=9,
-                      callbacks=[lambda event: time.sleep(0.3) if event["type"] == "run_end" else None])
+                      callbacks=[lambda event: time.sleep(0.8) if event["type"] == "run_end" else None])
 paced.widget.add_class("flops-fit-paced")
 paced"""
 
@@ -201,7 +202,7 @@ def test_app_runs_live_and_survives_a_reload(lab, tmp_path):
         designer.locator(".flops-fit-monitor").scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "app_after_run.png"), full_page=False)
 
-        # live, run by run: the paced app's runs take 0.3 s each
+        # live, run by run: the paced app's runs take 0.8 s each
         paced = page.locator(".flops-fit-paced")
         paced.scroll_into_view_if_needed()
         paced.locator("button", has_text="Run sweep").click()

@@ -9,7 +9,7 @@ import pytest
 
 from flops_fit import PlantedLaw, plan_sweep, run_sweep
 from flops_fit.examples import GPT
-from flops_fit.live import (budget_grid, budget_options, curves_figure, duration, isoflops_figure, laws_figure,
+from flops_fit.live import (backtest_table, budget_grid, budget_options, curves_figure, duration, isoflops_figure, laws_figure,
                             plan_summary, plan_table, runs_table, snapshot, targets_for)
 
 BUDGETS = [1e17, 1e18, 1e19]
@@ -95,3 +95,11 @@ def test_isoflops_reads_statuses_the_way_the_fit_does(finished):
     frame["status"] = ["Completed", " completed ", ""] * 9  # a tracker's own spelling, or no status
     fig = plot_isoflops(frame, fit_isoflops(frame))
     assert sum(len(t.x) for t in fig.data if t.mode == "markers" and t.marker.symbol != "star") == 27
+
+
+def test_backtest_appears_once_four_budgets_have_a_minimum():
+    plan = plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19, 1e20], model_kwargs={"n_layer": 4})
+    results = run_sweep(plan, mode="mock", seed=0)
+    assert backtest_table(snapshot(results[results["budget"] < 1e20])) is None  # 3 budgets: not yet
+    table = backtest_table(snapshot(results))
+    assert table["budget"].tolist() == ["1e20", "1e20"] and set(table["held"]) <= {"yes", "no"}

@@ -182,15 +182,9 @@ def test_records_hold_no_pickle(plan, tmp_path):
     assert SweepStore(tmp_path / "s").results()["status"].tolist() == ["completed", "completed"]
 
 
-def visible_gpu_after_a_while():
-    import os
-    import time
-
-    time.sleep(0.5)  # long enough that both workers take a task
-    return os.environ.get("CUDA_VISIBLE_DEVICES")
-
-
 def test_gpu_pool_pins_one_gpu_per_worker():
+    from .gpu_probe import visible_gpu_after_a_while  # light: the workers do not import torch to unpickle it
+
     pool = ff.gpu_pool([3, 5])
     try:
         futures = [pool.submit(visible_gpu_after_a_while) for _ in range(4)]

@@ -90,6 +90,7 @@ def test_run_button_runs_the_plan_live():
     result = monitor.result()
     assert abs(result.exponent("params") - PlantedLaw().a) < 0.02
     assert monitor.laws.state_points() > 0 and "N_opt" in monitor.optima.value
+    assert "Backtest" in monitor.backtest.value and monitor.backtest.value.count("</tr>") == 3  # 5 budgets done
     deadline = time.monotonic() + 5
     while designer.run_button.disabled and time.monotonic() < deadline:
         time.sleep(0.02)

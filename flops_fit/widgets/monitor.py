@@ -14,7 +14,7 @@ import pandas as pd
 from .._checks import check_number, param_error
 from .._format import budget_label, human
 from ..handle import SweepHandle
-from ..live import (Snapshot, curves_figure, duration, isoflops_figure, laws_figure, runs_table, snapshot,
+from ..live import (Snapshot, backtest_table, curves_figure, duration, isoflops_figure, laws_figure, runs_table, snapshot,
                     status_counts, targets_for)
 from ..result import Result
 from ..runner import run_sweep
@@ -94,10 +94,12 @@ class SweepMonitor:
         self.curves = LiveFigure(curves_figure(self._finished_curves, results), height=330)
         self.table = W.HTML()
         self.optima = W.HTML()
+        self.backtest = W.HTML()  # once 4 budgets have a located minimum: the largest predicted from the others
         self.notes = W.HTML()
         tables = W.HBox([W.VBox([W.HTML("<b>Runs</b>"), self.table],
                                 layout=W.Layout(max_height="320px", overflow="auto", width="55%")),
-                         W.VBox([W.HTML("<b>Optima so far</b>"), self.optima], layout=W.Layout(width="45%"))])
+                         W.VBox([W.HTML("<b>Optima so far</b>"), self.optima, self.backtest],
+                                layout=W.Layout(width="45%"))])
         self.widget = W.VBox([W.HBox([self.overall, self.stop_button, self.status]), self.runs_box,
                               self.isoflops.widget, self.laws.widget, self.curves.widget, tables, self.notes])
         self.widget.add_class("flops-fit-monitor")
@@ -209,6 +211,10 @@ class SweepMonitor:
                 self.laws.show(laws_figure(self.snapshot, self.targets))
                 self.table.value = runs_table(results).to_html(index=False, border=0)
                 self.optima.value = self._optima_html()
+                backtest = backtest_table(self.snapshot)
+                self.backtest.value = "" if backtest is None else (
+                    "<b>Backtest</b>: the largest budget predicted from the others" + backtest.to_html(index=False,
+                                                                                                     border=0))
                 self.notes.value = "".join(f"<div style='color:#8a6d3b'>{escape(n)}</div>"
                                            for n in self.snapshot.notes)
                 self._draw_curves(results)
