@@ -69,7 +69,7 @@ def _parametric(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Seq
     flops = parametric.FlopsCurve.from_results(results)
     budgets = prepare_results(results, "fit_parametric")["budget"].unique().tolist()
     rows = parametric.parametric_estimates(law, budgets, targets, flops)
-    draws = parametric.bootstrap_parametric(results, n_resamples=n_resamples, seed=seed)
+    draws = parametric.bootstrap_parametric(results, n_resamples=n_resamples, seed=seed, law=law)
     for resample, draw in enumerate(draws.itertuples(index=False), start=1):
         rows += parametric.parametric_estimates(pd.DataFrame([draw._asdict()]), budgets, targets, flops, resample)
     return as_frame(rows)
