@@ -8,8 +8,6 @@ from typing import Any
 import pandas as pd
 
 from .execution import SweepExecution
-from .jobs import MockJob
-from .mock import PlantedLaw
 from .spec import PlanSpec
 from .store import SweepStore
 
@@ -50,12 +48,6 @@ class SweepHandle:
     @property
     def done(self) -> bool:
         return not self._thread.is_alive()
-
-    @property
-    def law(self) -> PlantedLaw | None:
-        """The planted law a mock sweep simulates (its known answer); None when runs train."""
-        job = self._sweep.job
-        return job.law if isinstance(job, MockJob) else None
 
     @property
     def spec(self) -> PlanSpec | None:

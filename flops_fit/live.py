@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from ._format import budget_label, human
-from .mock import PlantedLaw
 from .result import Result, default_targets
 from .schema import FINISHED, LAW_COLUMNS, OPTIMA_COLUMNS, Status
 from .spec import PlanSpec
@@ -136,8 +135,7 @@ class Snapshot:
 
 
 def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
-             extrapolate_to: Sequence[float] | None = None, law: PlantedLaw | None = None,
-             spec: PlanSpec | None = None) -> Snapshot:
+             extrapolate_to: Sequence[float] | None = None, spec: PlanSpec | None = None) -> Snapshot:
     """Fit whatever has completed: optima for budgets with 3 or more sizes, laws once 2 budgets have one.
 
     Fit warnings are collected into ``notes`` instead of being raised, since a sweep
@@ -150,8 +148,7 @@ def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to, law=law,
-                                              spec=spec)
+            snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to, spec=spec)
         except ValueError as exc:
             snap.notes.append(str(exc))
     snap.notes += [str(w.message) for w in caught]

@@ -204,8 +204,7 @@ class SweepMonitor:
             self.overall.value = finished = counts["finished"]
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
-                self.snapshot = snapshot(results, extrapolate_to=self.targets, law=self.handle.law,
-                                         spec=self.handle.spec)
+                self.snapshot = snapshot(results, extrapolate_to=self.targets, spec=self.handle.spec)
                 self._finished_curves = self.handle.curves()
                 self.isoflops.show(isoflops_figure(self.snapshot))
                 self.laws.show(laws_figure(self.snapshot, self.targets))
