@@ -18,11 +18,10 @@ import os
 import time
 import warnings
 
-import pandas as pd
-
 import flops_fit as ff
 from flops_fit._format import budget_label, human
 from flops_fit.examples import GPT, lm_loss, stdlib_datasets
+from flops_fit.live import readable_backtest
 
 BUDGETS = [1e10, 3e10, 1e11, 3e11, 1e12]
 
@@ -63,16 +62,9 @@ def report(result: ff.Result) -> None:
           f"{runs['utilisation'].min():.0%}–{runs['utilisation'].max():.0%} of a measured matmul peak")
     if len(result.laws):
         print(f"fitted N_opt ∝ C^{result.exponent('params'):.3f} across these budgets")
-    if int(optima["usable"].sum()) >= 3:
+    if len(result.located_budgets) >= 3:
         print("\nBacktest: the largest budget predicted by a fit of the others (95 % interval) against its own runs\n")
-        print("| budget | quantity | predicted | interval | measured | error | held |")
-        print("|---|---|---|---|---|---|---|")
-        for r in result.backtest().itertuples():
-            shown = human if r.quantity == "params" else (lambda v: f"{v:.3f}")
-            held = "no interval" if r.held is pd.NA else ("yes" if r.held else "no")
-            print(f"| {budget_label(r.budget)} | {'N_opt' if r.quantity == 'params' else 'loss'} "
-                  f"| {shown(r.predicted)} | {shown(r.low)}–{shown(r.high)} | {shown(r.measured)} "
-                  f"| {r.relative_error:+.1%} | {held} |")
+        print(readable_backtest(result.backtest()).to_markdown(index=False, disable_numparse=True))
 
 
 def main() -> None:

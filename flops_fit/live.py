@@ -155,24 +155,30 @@ def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
     return snap
 
 
-def backtest_table(snap: Snapshot, min_budgets: int = 4) -> pd.DataFrame | None:
-    """The backtest (the largest budget predicted from the others) as people read it, once ``min_budgets``
-    budgets have a located minimum; None before."""
-    result = snap.result
-    if result is None or not len(result.optima) or int(result.optima["usable"].astype(bool).sum()) < min_budgets:
-        return None
-    table = result.backtest()
+def readable_backtest(backtest: pd.DataFrame) -> pd.DataFrame:
+    """:meth:`~flops_fit.Result.backtest` as people read it: short numbers, the interval in one column,
+    ``held`` as yes / no / no interval. The monitor, ``ff-analyze`` and the benchmark all show this."""
     shown = {"params": human, "loss": lambda v: f"{v:.3f}"}
+    quantities = backtest["quantity"]
     return pd.DataFrame({
-        "budget": table["budget"].map(budget_label),
-        "quantity": table["quantity"].map({"params": "N_opt", "loss": "loss"}),
-        "predicted": [shown[q](v) for q, v in zip(table["quantity"], table["predicted"])],
-        "interval": [f"{shown[q](lo)}–{shown[q](hi)}" for q, lo, hi in zip(table["quantity"], table["low"],
-                                                                          table["high"])],
-        "measured": [shown[q](v) for q, v in zip(table["quantity"], table["measured"])],
-        "error": table["relative_error"].map(lambda v: f"{v:+.1%}"),
-        "held": table["held"].astype(object).map({True: "yes", False: "no"}).fillna("no interval"),
+        "budget": backtest["budget"].map(budget_label),
+        "quantity": quantities.map({"params": "N_opt", "loss": "loss"}),
+        "predicted": [shown[q](v) for q, v in zip(quantities, backtest["predicted"])],
+        "interval": [f"{shown[q](lo)}–{shown[q](hi)}" for q, lo, hi in zip(quantities, backtest["low"],
+                                                                          backtest["high"])],
+        "measured": [shown[q](v) for q, v in zip(quantities, backtest["measured"])],
+        "error": backtest["relative_error"].map(lambda v: f"{v:+.1%}"),
+        "held": backtest["held"].astype(object).map({True: "yes", False: "no"}).fillna("no interval"),
     })
+
+
+def backtest_table(snap: Snapshot, min_budgets: int = 4) -> pd.DataFrame | None:
+    """The readable backtest (the largest budget predicted from the others) once ``min_budgets`` budgets have
+    a located minimum; None before."""
+    result = snap.result
+    if result is None or len(result.located_budgets) < min_budgets:
+        return None
+    return readable_backtest(result.backtest())
 
 
 def targets_for(budgets: Sequence[float], extrapolate_to: Sequence[float] | None = None) -> list[float]:

@@ -182,6 +182,11 @@ class Result:
                 out[f"{name}_low"], out[f"{name}_high"] = percentile_interval(draws, quantity, value)
         return out
 
+    @property
+    def located_budgets(self) -> list[float]:
+        """The budgets whose minimum was located inside their sampled sizes, ascending."""
+        return sorted(self.optima.loc[self.optima["usable"].astype(bool), "budget"]) if len(self.optima) else []
+
     def backtest(self, holdout: int = 1) -> pd.DataFrame:
         """Refit without the largest ``holdout`` budget(s) and compare what that fit predicts for them with what
         they measured.
@@ -197,7 +202,7 @@ class Result:
         if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 1:
             raise param_error("holdout", func, "a positive integer (how many of the largest budgets to hold out)",
                               holdout)
-        located = sorted(self.optima.loc[self.optima["usable"].astype(bool), "budget"]) if len(self.optima) else []
+        located = self.located_budgets
         if len(located) < holdout + 2:
             raise param_error("holdout", func, f"at most {max(len(located) - 2, 0)} here: the refit needs 2 "
                               "budgets with a located minimum besides those held out", holdout,
@@ -307,7 +312,7 @@ class Result:
         figures = {"isoflops": plot_isoflops(self.results, self.optima)}
         if not self.laws.empty:
             figures["scaling_laws"] = plot_scaling_laws(self.optima, self.laws, self.targets)
-        if len(self.optima) and int(self.optima["usable"].astype(bool).sum()) >= 3:
+        if len(self.located_budgets) >= 3:
             figures["backtest"] = plot_backtest(self.backtest())
         if html_dir is not None:
             os.makedirs(html_dir, exist_ok=True)

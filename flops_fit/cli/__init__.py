@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 import flops_fit as ff
+from flops_fit.live import readable_backtest
 from flops_fit.spec import PlanSpec
 from flops_fit.store import SweepStore
 
@@ -109,12 +110,9 @@ def run_analyze(cfg: DictConfig) -> ff.Result:
         print(f"\nN_opt ∝ C^{laws.loc['params', 'exponent']:.4f} "
               f"[{laws.loc['params', 'exponent_lo']:.4f}, {laws.loc['params', 'exponent_hi']:.4f}], "
               f"D_opt ∝ C^{laws.loc['tokens', 'exponent']:.4f}")
-        located = int(result.optima["usable"].astype(bool).sum())
-        if located >= 3:
-            shown = result.backtest().assign(held=lambda f: f["held"].astype(object).map(
-                {True: "yes", False: "NO"}).fillna("no interval"))
+        if len(result.located_budgets) >= 3:
             print("\nBacktest, the largest budget held out (predicted without it, 95 % interval, measured):")
-            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print(readable_backtest(result.backtest()).to_string(index=False))
         if int(cfg.bootstrap) > 0:
             for target in result.targets:
                 p = result.predict(target, interval="bootstrap", n_resamples=int(cfg.bootstrap))
