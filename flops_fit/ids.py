@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+REPR_KEY = "__repr__"  # how record_json marks an object it could keep only by name
+
 
 def stable_repr(obj: object) -> str:
     """A repr that names the setting the same way in every session, or a clear error when it cannot.
@@ -39,8 +41,6 @@ def unreadable(settings: dict[str, Any]) -> list[str]:
     """The keys of JSON-read ``settings`` whose values were objects, recorded only by their repr."""
     return sorted(k for k, v in settings.items() if isinstance(v, dict) and set(v) == {REPR_KEY})
 
-
-REPR_KEY = "__repr__"
 
 
 def make_run_id(**content: Any) -> str:

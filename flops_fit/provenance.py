@@ -107,8 +107,6 @@ def _same(a: Any, b: Any, rel: float) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y, rel) for x, y in zip(a, b))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        if a is None or b is None:
-            return a is b
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
         return bool(np.isclose(a, b, rtol=rel, atol=0.0))
