@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import pandas as pd
@@ -80,8 +80,8 @@ class TrainJob:
     def identity(self) -> dict[str, Any]:
         return {"mode": "local", "training": describe(self.config), "tokens_per_sample": self.sample_tokens}
 
-    def build(self, size: int) -> Any:
-        _deps.torch().manual_seed(self.config.seed)  # the same init for a size whatever ran before
+    def build(self, size: int, seed: int | None = None) -> Any:
+        _deps.torch().manual_seed(self.config.seed if seed is None else seed)  # the same init whatever ran before
         return self.model_cls(**{**self.model_kwargs, self.param: int(size)})
 
     def start(self, row: Row) -> dict[str, Any]:
@@ -91,10 +91,19 @@ class TrainJob:
 
     def __call__(self, row: Row, emit: Callback, should_stop: Callable[[], bool]) -> tuple[dict[str, Any],
                                                                                              pd.DataFrame]:
-        return train_run(self.build(row["size"]), self.train_data, self.eval_data, self.loss_fn,
+        config = repeat_config(self.config, row)
+        return train_run(self.build(row["size"], config.seed), self.train_data, self.eval_data, self.loss_fn,
                          tokens=int(row["tokens"]), flops_per_token=float(row["flops_per_token"]),
-                         config=self.config, run_id=row["run_id"], emit=emit, should_stop=should_stop,
+                         config=config, run_id=row["run_id"], emit=emit, should_stop=should_stop,
                          sample_tokens=self.sample_tokens)
+
+
+def repeat_config(config: TrainConfig, row: Row) -> TrainConfig:
+    """The settings of a repeated run (``repeat`` k > 0 in its plan row): the same, but seed + k, so its
+    initialisation and data order differ."""
+    repeat = row.get("repeat", 0)
+    repeat = 0 if repeat is None or pd.isna(repeat) else int(repeat)
+    return replace(config, seed=config.seed + repeat) if repeat else config
 
 
 def _never() -> bool:

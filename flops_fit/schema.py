@@ -32,6 +32,8 @@ PLAN_COLUMNS = [
     # what building and training a run from its row alone needs: the knob's name, the fixed model settings
     # (JSON) and the tokens one sample counts for (empty when the plan was made without the data)
     "size_param", "model_kwargs", "tokens_per_sample",
+    # 0, or 1.. for the extra runs of a size that PlanSpec.repeats asked for (each its own seed)
+    "repeat",
 ]
 # what run_sweep needs of a plan someone else made
 PLAN_REQUIRED = ["run_id", "budget", "size", "params", "flops_per_token", "tokens"]

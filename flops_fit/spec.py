@@ -45,6 +45,9 @@ class PlanSpec:
     flop_convention: FlopConvention = "6N"
     # fixed keyword arguments of the factory (None means none); numpy scalars are stored as Python numbers
     model_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # runs of each budget's middle size (the one nearest the prior optimum), each under its own seed: the
+    # run-to-run noise they show enters the intervals (1: no repeats)
+    repeats: int = 1
     caller: InitVar[str] = "PlanSpec"  # the function named in error messages
 
     def __post_init__(self, caller: str) -> None:
@@ -55,6 +58,7 @@ class PlanSpec:
         set_(self, "tokens_per_param", check_number(self.tokens_per_param, "tokens_per_param", func))
         set_(self, "size_span", check_number(self.size_span, "size_span", func, above=1.0))
         set_(self, "multiple_of", check_number(self.multiple_of, "multiple_of", func, integer=True))
+        set_(self, "repeats", check_number(self.repeats, "repeats", func, integer=True))
         if not is_recorded(self.flop_convention):
             resolve_convention(self.flop_convention, func)
         if self.size_values is not None and self.size_range is not None:

@@ -57,7 +57,8 @@ def plan_sweep(
     **options
         Any field of :class:`~flops_fit.PlanSpec` (``points_per_budget=9``,
         ``tokens_per_param=20``, ``size_span=100``, ``size_values``, ``size_range``,
-        ``multiple_of=1``, ``flop_convention="6N"``, ``model_kwargs``), replacing that field of ``spec``.
+        ``multiple_of=1``, ``flop_convention="6N"``, ``model_kwargs``, ``repeats=1``), replacing that field
+        of ``spec``.
 
     Returns
     -------
@@ -65,8 +66,9 @@ def plan_sweep(
         Columns ``run_id, budget, size, params, flops_per_token, tokens, flops,
         tokens_per_param, status`` (``status`` is ``"pending"``), then what a run needs to be
         built and trained from its row alone: ``size_param`` (the knob's name), ``model_kwargs``
-        (the fixed settings, as JSON) and ``tokens_per_sample`` (empty when not known). Sorted by
-        budget then size.
+        (the fixed settings, as JSON) and ``tokens_per_sample`` (empty when not known), and
+        ``repeat`` (0, or 1.. for the extra runs of each budget's middle size that ``repeats`` asks
+        for; each has its own run_id and seed). Sorted by budget then size.
 
     Raises
     ------
@@ -133,7 +135,8 @@ def plan_sweep(
                 f"plan_sweep: budget {budget:.3g} gets {len(sizes)} sizes, not the {k} asked for: that is every "
                 f"distinct size of '{model_size_param}' the factory can build in range. Widen size_range or "
                 "size_span for more.", UserWarning)
-        for size in sizes:
+        middle = min(sizes, key=lambda s: abs(math.log(space.params_of(s) / priors[budget])))
+        for size, repeat in [(s, r) for s in sizes for r in range(spec.repeats if s == middle else 1)]:
             params = space.params_of(size)
             model = build_meta(model_cls, model_size_param, size, spec.model_kwargs) if needs_model else None
             per_token = float(per_token_of(FlopContext(int(params), model, example_input, sample_tokens)))
@@ -141,12 +144,13 @@ def plan_sweep(
             rows.append({
                 "run_id": make_run_id(model=factory, param=model_size_param, model_kwargs=spec.model_kwargs,
                                       budget=budget, size=size, tokens=tokens,
-                                      flop_convention=convention_name(spec.flop_convention), training=training),
+                                      flop_convention=convention_name(spec.flop_convention), training=training,
+                                      **({"repeat": repeat} if repeat else {})),
                 "budget": budget, "size": int(size), "params": int(params), "flops_per_token": per_token,
                 "tokens": tokens, "flops": per_token * tokens, "tokens_per_param": tokens / params,
                 "status": Status.PENDING.value, "size_param": model_size_param, "model_kwargs": settings,
                 # only when known: run_sweep then checks the training data against it
-                "tokens_per_sample": sample_tokens if tokens_known else None,
+                "tokens_per_sample": sample_tokens if tokens_known else None, "repeat": repeat,
             })
     plan = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     plan["tokens_per_sample"] = plan["tokens_per_sample"].astype("Int64")
