@@ -19,6 +19,7 @@ from ..frames import drop_thin_budgets, prepare_results
 from ..schema import ESTIMATE_COLUMNS
 from . import envelope, isoflop, parametric
 from .estimates import as_frame, estimate_rows, interval, values
+from .frontier import FlopsCurve
 from .laws import fit_power_laws, predict_from_laws
 
 Estimator = Callable[[pd.DataFrame, "pd.DataFrame | None", Sequence[float], int, int], pd.DataFrame]
@@ -43,7 +44,7 @@ def _envelope(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Seque
     budgets = prepare_results(results, "fit_envelope")["budget"]
     # under C = kND the frontier is one power law wherever curves reach, and more of it pins the slope better;
     # under other conventions it bends, so it is read only where the approaches are compared
-    proportional = parametric.FlopsCurve.from_results(results).proportional
+    proportional = FlopsCurve.from_results(results).proportional
     swept = None if proportional else (float(budgets.min()), float(budgets.max()))
     rows = envelope.envelope_estimates(frame, 0, tuple(targets), swept)
     draws = envelope.bootstrap_envelope(frame, n_resamples=n_resamples, seed=seed, targets=tuple(targets),
@@ -66,7 +67,7 @@ def _isoflop(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Sequen
 def _parametric(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Sequence[float], n_resamples: int,
                 seed: int) -> pd.DataFrame:
     law = parametric.fit_parametric(results)
-    flops = parametric.FlopsCurve.from_results(results)
+    flops = FlopsCurve.from_results(results)
     budgets = prepare_results(results, "fit_parametric")["budget"].unique().tolist()
     rows = parametric.parametric_estimates(law, budgets, targets, flops)
     draws = parametric.bootstrap_parametric(results, n_resamples=n_resamples, seed=seed, law=law)
