@@ -4,8 +4,11 @@ Stage functions take and return pandas DataFrames::
 
     plan = plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19])
     results = run_sweep(plan, mode="mock")
-    optima = fit_isoflops(results)
-    laws = fit_power_laws(optima)
+    fit = fit_vpnls(results)              # the curves' shape: the loss law fitted to every run
+    optima = vpnls_optima(fit, results)   # each budget's minimum, in that shape
+    laws = vpnls_laws(optima)             # power laws across budgets, with intervals
+
+(the default estimator; Approach 2's parabolas are ``fit_power_laws(fit_isoflops(results))``),
 
 or all at once with :func:`find_optimal`. Importing this package is cheap: torch
 and plotly load only when a function needs them.
@@ -32,8 +35,12 @@ _EXPORTS = {
     "fit_isoflops": "approaches.isoflop",
     "bootstrap_isoflops": "approaches.isoflop",
     "fit_power_laws": "approaches.laws",
+    "fit_vpnls": "approaches.vpnls",
+    "vpnls_laws": "approaches.isoflop_shape",
+    "vpnls_optima": "approaches.isoflop_shape",
+    "bootstrap_vpnls": "approaches.isoflop_shape",
     "fit_parametric": "approaches.parametric",
-    "parametric_frontier": "approaches.parametric",
+    "parametric_frontier": "approaches.frontier",
     "bootstrap_parametric": "approaches.parametric",
     "fit_envelope": "approaches.envelope",
     "bootstrap_envelope": "approaches.envelope",
@@ -61,7 +68,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .approaches.envelope import bootstrap_envelope, fit_envelope
     from .approaches.isoflop import bootstrap_isoflops, fit_isoflops
     from .approaches.laws import fit_power_laws
-    from .approaches.parametric import bootstrap_parametric, fit_parametric, parametric_frontier
+    from .approaches.frontier import parametric_frontier
+    from .approaches.parametric import bootstrap_parametric, fit_parametric
+    from .approaches.isoflop_shape import bootstrap_vpnls, vpnls_laws, vpnls_optima
+    from .approaches.vpnls import fit_vpnls
     from .errors import CannotFitError, FitWarning, SizeSearchError
     from .executors import gpu_pool
     from .flops import flops_per_token

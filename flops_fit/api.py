@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ._checks import check_budgets, check_choice, check_seed, param_error
+from .approaches.estimator import check_estimator
 from .mock import PlantedLaw, check_law
 from .planning.planner import plan_sweep
 from .result import Result
@@ -49,13 +50,15 @@ def find_optimal(
     store: Any = None,
     executor: Any = None,
     retry_failed: bool = False,
+    estimator: str = "vpnls",
     **options: Any,
 ) -> Result | SweepPlan:
     """Find the compute-optimal model size for a model family, the Chinchilla way.
 
-    Plans an IsoFLOP sweep (:func:`plan_sweep`), runs it (:func:`run_sweep`), fits
-    each budget's minimum (:func:`fit_isoflops`) and power laws across budgets
-    (:func:`fit_power_laws`).
+    Plans an IsoFLOP sweep (:func:`plan_sweep`), runs it (:func:`run_sweep`) and fits
+    it: by default the loss law's own IsoFLOP shape to every budget at once
+    (:func:`fit_vpnls`), or with ``estimator="parabola"`` a parabola per budget and power
+    laws across their vertices (:func:`fit_isoflops`, :func:`fit_power_laws`).
 
     Parameters
     ----------
@@ -87,10 +90,12 @@ def find_optimal(
     store, executor, retry_failed
         Passed to :func:`run_sweep`: keep every finished run in a sweep directory
         (rerunning resumes), run on any ``concurrent.futures.Executor``.
+    estimator : {"vpnls", "parabola"}
+        How the result is fitted (see :meth:`Result.from_results`).
     **options
         Planning options, any field of :class:`~flops_fit.PlanSpec` (``points_per_budget``,
         ``tokens_per_param``, ``size_span``, ``size_values``, ``size_range``, ``multiple_of``,
-        ``flop_convention``, ``model_kwargs``), replacing that field of ``spec``.
+        ``flop_convention``, ``model_kwargs``, ``repeats``), replacing that field of ``spec``.
 
     Returns
     -------
@@ -117,6 +122,7 @@ def find_optimal(
     check_choice(mode, "mode", func, MODES)
     check_seed(seed, func)
     check_law(law, func)
+    check_estimator(estimator, func)
     if extrapolate_to is not None:
         check_budgets(extrapolate_to, func, "extrapolate_to")
     spec = PlanSpec.from_options(spec, options, func, inspect.signature(find_optimal).parameters)
@@ -127,7 +133,8 @@ def find_optimal(
     if not train or dataset is None or loss_fn is None:
         return sweep
     return sweep.run(mode=mode, law=law, seed=seed, extrapolate_to=extrapolate_to, callbacks=callbacks,
-                     progress=progress, store=store, executor=executor, retry_failed=retry_failed)
+                     progress=progress, store=store, executor=executor, retry_failed=retry_failed,
+                     estimator=estimator)
 
 
 @dataclass
@@ -168,11 +175,12 @@ class SweepPlan:
 
     def run(self, dataset: Any = None, loss_fn: Callable[..., Any] | None = None, *, mode: str = "mock",
             law: PlantedLaw | None = None, seed: int = 0, extrapolate_to: Sequence[float] | None = None,
-            **run_options: Any) -> Result:
+            estimator: str = "vpnls", **run_options: Any) -> Result:
         """Run the plan (:func:`run_sweep`) and fit it; returns a :class:`Result`.
 
         ``dataset`` and ``loss_fn`` default to the ones the plan was made with;
-        ``run_options`` go to :func:`run_sweep` (``train_config``, ``callbacks``, ...).
+        ``run_options`` go to :func:`run_sweep` (``train_config``, ``callbacks``, ...); ``estimator``
+        to :meth:`Result.from_results`.
         """
         run_options.setdefault("train_config", self.train_config)
         run_options.setdefault("eval_dataset", self.eval_dataset)
@@ -183,7 +191,7 @@ class SweepPlan:
             loss_fn if loss_fn is not None else self.loss_fn, mode=mode, law=law, seed=seed, return_curves=True,
             model_size_param=self.model_size_param, spec=self.spec, **run_options)
         return Result.from_results(results, curves=curves, plan=self.plan, extrapolate_to=extrapolate_to,
-                                   spec=self.spec)
+                                   spec=self.spec, estimator=estimator)
 
     def __repr__(self) -> str:
         return (f"SweepPlan({len(self.plan)} runs over {len(self.compute_budgets)} budgets, "

@@ -196,16 +196,19 @@ def isoflops_figure(snap: Snapshot) -> go.Figure:
     """The IsoFLOP figure of what completed so far, with traces for every planned budget from the start
     (so a redraw only changes data)."""
     optima, _ = _fits(snap)
-    fig = plot_isoflops(snap.results, optima, budgets=sorted(snap.results["budget"].unique()))
+    fitted, named = (None, {}) if snap.result is None else (
+        snap.result.isoflop_curves(), {"estimator": snap.result.estimator})
+    fig = plot_isoflops(snap.results, optima, budgets=sorted(snap.results["budget"].unique()), fitted=fitted, **named)
     if snap.result is None:
-        fig.update_layout(title="IsoFLOP curves (Approach 2): waiting for the first run")
+        fig.update_layout(title="IsoFLOP curves: waiting for the first run")
     return fig
 
 
 def laws_figure(snap: Snapshot, targets: Sequence[float]) -> go.Figure:
     """The scaling-law panel, extended to ``targets``; its traces are there (empty) before any law is fitted."""
     optima, laws = _fits(snap)
-    fig = plot_scaling_laws(optima, laws, targets)
+    fig = plot_scaling_laws(optima, laws, targets, **({} if snap.result is None else
+                                                      {"estimator": snap.result.estimator}))
     if laws.empty:
         located = int(optima["usable"].astype(bool).sum()) if len(optima) else 0
         fig.update_layout(title="Compute-optimal scaling: the power laws appear once 2 budgets have a located "

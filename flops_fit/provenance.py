@@ -33,19 +33,23 @@ RESULT_FILE = "result.json"
 # the constants a refit must reproduce, per frame
 OPTIMA_CONSTANTS = ["budget", "params_opt", "tokens_opt", "loss_opt", "usable"]
 LAW_CONSTANTS = ["quantity", "coefficient", "exponent", "floor", "covariance", "dof"]
+FIT_CONSTANTS = ["E", "A", "B", "alpha", "beta", "sigma", "dof", "covariance"]  # the VPNLS law, when it made the fit
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def constants(optima: pd.DataFrame, laws: pd.DataFrame) -> dict[str, Any]:
-    """The fitted constants as JSON-ready records."""
+def constants(optima: pd.DataFrame, laws: pd.DataFrame, fit: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The fitted constants as JSON-ready records (with the VPNLS ``fit``'s constants and covariance when given)."""
     def records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
         shown = frame[[c for c in columns if c in frame.columns]]
         return json.loads(shown.to_json(orient="records", double_precision=15))
 
-    return {"optima": records(optima, OPTIMA_CONSTANTS), "laws": records(laws, LAW_CONSTANTS)}
+    found = {"optima": records(optima, OPTIMA_CONSTANTS), "laws": records(laws, LAW_CONSTANTS)}
+    if fit is not None:
+        found["law"] = records(fit, FIT_CONSTANTS)
+    return found
 
 
 def write(path: str | os.PathLike[str], results: pd.DataFrame, curves: pd.DataFrame | None,
@@ -91,7 +95,7 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], pd.DataFrame, pd
 def differences(saved: dict[str, Any], fresh: dict[str, Any], rel: float = 1e-9) -> list[str]:
     """Where the refit's constants differ from the saved ones (beyond ``rel`` relative error)."""
     found = []
-    for frame in ("optima", "laws"):
+    for frame in ("optima", "laws", "law"):
         old_rows, new_rows = saved.get(frame, []), fresh.get(frame, [])
         if len(old_rows) != len(new_rows):
             found.append(f"{frame}: {len(old_rows)} rows saved, {len(new_rows)} refitted")

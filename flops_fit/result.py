@@ -13,24 +13,21 @@ import numpy as np
 import pandas as pd
 
 from . import provenance
-from ._checks import check_budgets, check_compute, param_error, warn
+from ._checks import check_budgets, check_compute, param_error
 from ._format import human
 from .approaches.compare import estimate_all, summarise
 from .approaches.diagnostics import diagnose
 from .approaches.estimates import interval as percentile_interval
-from .approaches.isoflop import bootstrap_isoflops, fit_isoflops
-from .approaches.laws import fit_power_laws, predict_from_laws
-from .approaches.parametric import FlopsCurve
-from .errors import FitWarning, TooFewBudgetsError
+from .approaches import estimator as estimators
+from .approaches.laws import predict_from_laws
+from .approaches.frontier import FlopsCurve
+from .errors import FitWarning
 from .frames import drop_thin_budgets, prepare_results
 from .mock import PlantedLaw
-from .schema import BACKTEST_COLUMNS, LAW_COLUMNS, LAW_QUANTITIES, OPTIMA_COLUMNS, Status
+from .schema import BACKTEST_COLUMNS, LAW_QUANTITIES, Status
 from .spec import PlanSpec
 from .store import SweepStore
 from .visualizer import plot_backtest, plot_isoflops, plot_scaling_laws
-
-
-ESTIMATOR = "parabola"  # Approach 2: a parabola of loss in ln N per budget, power laws across budgets
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -57,15 +54,22 @@ class Result:
     curves : DataFrame
         Loss against tokens along each run.
     optima : DataFrame
-        Approach 2's optimum at each budget (:func:`fit_isoflops`).
+        The optimum at each budget (the columns of :func:`fit_isoflops`).
     laws : DataFrame
-        Power laws across budgets (:func:`fit_power_laws`).
+        Power laws across budgets (the columns of :func:`fit_power_laws`).
     targets : list of float
         Compute budgets to extrapolate to (default 10x and 100x the largest budget).
     law : PlantedLaw or None
         The planted law of a mock sweep (its known answer), else None.
     spec : PlanSpec or None
         How the sweep was planned, when known.
+    estimator : str
+        What fitted it: ``"vpnls"`` (default; each budget's curve in the loss law's shape,
+        :func:`flops_fit.vpnls_optima`, power laws across them, :func:`flops_fit.vpnls_laws`) or
+        ``"parabola"`` (Approach 2, :func:`fit_isoflops`, :func:`fit_power_laws`).
+    fit : DataFrame or None
+        The law fitted to every run (:func:`flops_fit.fit_vpnls`) whose exponents shape the curves:
+        its constants, covariance and noise (measured from repeats when there are any).
     """
 
     results: pd.DataFrame
@@ -76,32 +80,33 @@ class Result:
     targets: list[float] = field(default_factory=list)
     law: PlantedLaw | None = None
     spec: PlanSpec | None = None
+    estimator: str = estimators.DEFAULT
+    fit: pd.DataFrame | None = None
 
     @classmethod
     def from_results(cls, results: pd.DataFrame, *, curves: pd.DataFrame | None = None,
                      plan: pd.DataFrame | None = None, extrapolate_to: Sequence[float] | None = None,
-                     law: PlantedLaw | None = None, spec: PlanSpec | None = None) -> Result:
+                     law: PlantedLaw | None = None, spec: PlanSpec | None = None,
+                     estimator: str = estimators.DEFAULT) -> Result:
         """Fit a results frame (yours, or :func:`run_sweep`'s) and wrap it.
 
-        Unlike the stage functions, this keeps going where it can: budgets with fewer
-        than 3 usable sizes are left out, and when no power law can be fitted the
-        Result still holds the runs and the optima (with a :class:`FitWarning`).
+        ``estimator`` is ``"vpnls"`` (the default: each budget's curve in the loss law's shape,
+        without the parabola's bias) or ``"parabola"`` (Approach 2). Unlike the
+        stage functions, this keeps going where it can: budgets with fewer than 3 usable sizes
+        are left out, and when no power law can be fitted the Result still holds the runs and the
+        optima (with a :class:`FitWarning`).
         """
         func = "Result.from_results"
+        estimator = estimators.check_estimator(estimator, func)
         targets = None if extrapolate_to is None else check_budgets(extrapolate_to, func, "extrapolate_to")
         frame = drop_thin_budgets(prepare_results(results, func), func)
-        optima = fit_isoflops(frame) if not frame.empty else pd.DataFrame(columns=OPTIMA_COLUMNS)
-        try:
-            laws = fit_power_laws(optima)
-        except TooFewBudgetsError as exc:
-            warn(f"{func}: no power law could be fitted, so nothing can be extrapolated; the runs and "
-                          f"optima are kept. {exc}", FitWarning)
-            laws = pd.DataFrame(columns=LAW_COLUMNS)
+        fitted = estimators.fit(frame, estimator, func)
+        optima = fitted.optima
         if targets is None:
             targets = default_targets(optima["budget"] if len(optima) else frame["budget"])
         law = law if law is not None else stored_law(results)
-        return cls(results=results, optima=optima, laws=laws, curves=curves, plan=plan, targets=targets, law=law,
-                   spec=spec)
+        return cls(results=results, optima=optima, laws=fitted.laws, curves=curves, plan=plan, targets=targets,
+                   law=law, spec=spec, estimator=estimator, fit=fitted.law)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **fit_options: Any) -> Result:
@@ -127,11 +132,11 @@ class Result:
         """Write this result to directory ``path`` as JSON and CSV (see :mod:`flops_fit.provenance`): the runs
         and curves with their SHA-256, the estimator, the package version and the fitted constants with their
         covariance. :meth:`load` (or ``flops_fit.load``) reads it back and checks it. Never a pickle."""
-        header = {"estimator": {"name": ESTIMATOR, "options": {"min_points": 3}}, "targets": self.targets,
+        header = {"estimator": {"name": self.estimator, "options": {"min_points": 3}}, "targets": self.targets,
                   "law": None if self.law is None else asdict(self.law),
                   "spec": None if self.spec is None else self.spec.to_dict()}
         return provenance.write(path, self.results, self.curves, header,
-                                provenance.constants(self.optima, self.laws))
+                                provenance.constants(self.optima, self.laws, self.fit))
 
     @classmethod
     def _load_saved(cls, path: str | os.PathLike[str]) -> Result:
@@ -140,8 +145,9 @@ class Result:
             warnings.simplefilter("ignore", FitWarning)
             result = cls.from_results(results, curves=curves, extrapolate_to=record["targets"],
                                       law=PlantedLaw(**record["law"]) if record["law"] else None,
-                                      spec=PlanSpec.from_dict(record["spec"]) if record["spec"] else None)
-        changed = provenance.differences(record["fit"], provenance.constants(result.optima, result.laws))
+                                      spec=PlanSpec.from_dict(record["spec"]) if record["spec"] else None,
+                                      estimator=record["estimator"]["name"])
+        changed = provenance.differences(record["fit"], provenance.constants(result.optima, result.laws, result.fit))
         if changed:
             raise ValueError(f"Refitting the result saved in {os.fspath(path)} (by flops_fit "
                              f"{record['flops_fit_version']}) does not reproduce its constants: "
@@ -167,8 +173,8 @@ class Result:
         Returns a dict with ``target_compute, optimal_params, optimal_tokens,
         expected_loss`` and ``*_low`` / ``*_high`` bounds for each. ``interval="delta"``
         takes the bounds from the fitted power laws' covariance (instant);
-        ``"bootstrap"`` from ``n_resamples`` resamples of the runs within budgets
-        (:func:`bootstrap_isoflops`; the loss keeps its delta-method bounds).
+        ``"bootstrap"`` from ``n_resamples`` resamples of the runs within budgets, refitted with
+        this result's estimator (the loss keeps its delta-method bounds). ``estimator`` names it.
         """
         func = "Result.predict"
         value = check_compute(compute, func)
@@ -177,9 +183,11 @@ class Result:
         self._require_laws(func)
         out = predict_from_laws(self.laws, value)
         if interval == "bootstrap":
-            draws = bootstrap_isoflops(self.results, n_resamples=n_resamples, seed=seed, targets=[value])
+            draws = estimators.bootstrap(self.results, self.estimator, n_resamples=n_resamples, seed=seed,
+                                         targets=[value])
             for name, quantity in (("optimal_params", "params"), ("optimal_tokens", "tokens")):
                 out[f"{name}_low"], out[f"{name}_high"] = percentile_interval(draws, quantity, value)
+        out["estimator"] = self.estimator
         return out
 
     @property
@@ -211,7 +219,7 @@ class Result:
         kept = self.results[~pd.to_numeric(self.results["budget"], errors="coerce").isin(held)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)
-            refit = Result.from_results(kept, extrapolate_to=held)
+            refit = Result.from_results(kept, extrapolate_to=held, estimator=self.estimator)
         measured = self.optima.set_index("budget")
         rows = []
         for budget in held:
@@ -249,7 +257,7 @@ class Result:
         usable = self.optima.loc[self.optima["usable"].astype(bool), "params_opt"] if len(self.optima) else []
         slope = FlopsCurve.from_results(self.results).slope(min(usable), max(usable)) if len(usable) else 1.0
         return diagnose(self.optima, self.laws, targets=self.targets, comparison=comparison,
-                        params_exponent=slope, emit=emit)
+                        params_exponent=slope, emit=emit, fit=self.fit)
 
     def table(self, targets: Sequence[float] | None = None) -> pd.DataFrame:
         """The numbers behind :meth:`chinchilla_table`, one row per budget then per target."""
@@ -259,14 +267,14 @@ class Result:
         nan = float("nan")
         rows = [{"compute": r.budget, "params": r.params_opt, "tokens": r.tokens_opt, "loss": r.loss_opt,
                  "params_low": nan, "params_high": nan, "loss_low": nan, "loss_high": nan,
-                 "source": "IsoFLOP fit" if r.usable else f"IsoFLOP fit ({r.flag})"}
+                 "source": f"{self.estimator} fit" if r.usable else f"{self.estimator} fit ({r.flag})"}
                 for r in self.optima.itertuples()]
         for compute in targets:
             p = predict_from_laws(self.laws, compute)
             rows.append({"compute": compute, "params": p["optimal_params"], "tokens": p["optimal_tokens"],
                          "loss": p["expected_loss"], "params_low": p["optimal_params_low"],
                          "params_high": p["optimal_params_high"], "loss_low": p["expected_loss_low"],
-                         "loss_high": p["expected_loss_high"], "source": "power-law extrapolation"})
+                         "loss_high": p["expected_loss_high"], "source": f"{self.estimator} extrapolation"})
         frame = pd.DataFrame(rows)
         frame["tokens_per_param"] = frame["tokens"] / frame["params"]
         return frame
@@ -309,11 +317,12 @@ class Result:
         """
         if html_dir is not None and (not isinstance(html_dir, (str, os.PathLike)) or os.path.isfile(html_dir)):
             raise param_error("html_dir", "Result.plot", "a directory path (created if missing)", html_dir)
-        figures = {"isoflops": plot_isoflops(self.results, self.optima)}
+        named = {"estimator": self.estimator}
+        figures = {"isoflops": plot_isoflops(self.results, self.optima, fitted=self.isoflop_curves(), **named)}
         if not self.laws.empty:
-            figures["scaling_laws"] = plot_scaling_laws(self.optima, self.laws, self.targets)
+            figures["scaling_laws"] = plot_scaling_laws(self.optima, self.laws, self.targets, **named)
         if len(self.located_budgets) >= 3:
-            figures["backtest"] = plot_backtest(self.backtest())
+            figures["backtest"] = plot_backtest(self.backtest(), **named)
         if html_dir is not None:
             os.makedirs(html_dir, exist_ok=True)
             for name, fig in figures.items():
@@ -323,10 +332,17 @@ class Result:
                 fig.show()
         return figures
 
+    def isoflop_curves(self) -> pd.DataFrame | None:
+        """Each budget's fitted IsoFLOP curve over its sizes (``budget, params, loss``); None for the parabola
+        estimator, whose curves the optima describe."""
+        if self.fit is None:
+            return None
+        return estimators.curves(self.results, estimators.Fitted(self.optima, self.laws, self.fit))
+
     def _headline(self) -> str:
         if self.laws.empty:
-            return "no power law fitted"
-        return f"N_opt ∝ C^{self.exponent('params'):.3f}"
+            return f"no power law fitted ({self.estimator})"
+        return f"N_opt ∝ C^{self.exponent('params'):.3f} ({self.estimator} fit)"
 
     def __repr__(self) -> str:
         return (f"Result({len(self.results)} runs, {len(self.optima)} budgets, {self._headline()})\n"

@@ -55,9 +55,12 @@ def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
     return dict(zip(ordered, sample_colorscale("Viridis", list(spots))))
 
 
-def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None) -> go.Figure:
-    """IsoFLOP curves: loss against N per budget, the fitted parabolas, and each budget's minimum.
+def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None,
+                  fitted: pd.DataFrame | None = None, estimator: str = "parabola") -> go.Figure:
+    """IsoFLOP curves: loss against N per budget, the fitted curves, and each budget's minimum.
 
+    The curves are ``fitted`` (``budget, params, loss``, as :meth:`flops_fit.Result.isoflop_curves`
+    gives them) or, without it, the parabolas the optima describe; the title names the ``estimator``.
     With ``budgets`` (say, every budget of a plan) each gets its three traces even before it
     has data, so a figure redrawn as runs land keeps the same traces and only their data changes.
     """
@@ -67,7 +70,7 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
         runs = prepare_results(results, "plot_isoflops", allow_empty=budgets is not None)
     shown = sorted({*runs["budget"].unique(), *(budgets or [])})
     colours = _budget_colours(shown)
-    curves = parabola_data(optima)
+    curves = parabola_data(optima) if fitted is None else fitted
     fig = go.Figure()
     for budget in shown:
         group = runs[runs["budget"] == budget]
@@ -93,15 +96,17 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
                 hovertemplate=("fitted minimum<br>N_opt=%{customdata[0]}<br>D_opt=%{customdata[1]}"
                                "<br>loss=%{y:.4f}<extra>" + name + "</extra>"),
             ))
-    fig.update_layout(title="IsoFLOP curves (Approach 2); stars mark each budget's fitted minimum",
+    fig.update_layout(title=f"IsoFLOP curves ({estimator} fit); stars mark each budget's fitted minimum",
                       xaxis_title="parameters N", yaxis_title="final loss", template="plotly_white",
                       legend_title="budget")
     fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, minor={"showgrid": True})
     return fig
 
 
-def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequence[float] = ()) -> go.Figure:
-    """N_opt and D_opt against C: the budgets' optima, the fitted power laws extended to ``targets``, with bands."""
+def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequence[float] = (), *,
+                      estimator: str = "parabola") -> go.Figure:
+    """N_opt and D_opt against C: the budgets' optima, the fitted power laws extended to ``targets``, with bands;
+    the title names the ``estimator`` that fitted them."""
     go, make_subplots = _deps.plotly()
     usable = optima.loc[optima["usable"].astype(bool)]
     if laws.empty:  # no law yet (a sweep part-way through): the same traces, without data
@@ -147,7 +152,7 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
                          row=1, col=col)
         fig.update_yaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True},
                          title_text=axis_title, row=1, col=col)
-    fig.update_layout(title="Compute-optimal scaling: fitted power laws, extended to the extrapolation targets",
+    fig.update_layout(title=f"Compute-optimal scaling ({estimator} fit): power laws, extended to the targets",
                       template="plotly_white")
     return fig
 
@@ -181,7 +186,7 @@ def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def plot_backtest(backtest: pd.DataFrame) -> go.Figure:
+def plot_backtest(backtest: pd.DataFrame, *, estimator: str = "parabola") -> go.Figure:
     """What a fit without the largest budget(s) predicted for them (with its interval) against what they measured
     (:meth:`flops_fit.Result.backtest`): N_opt on the left, the optimal loss on the right."""
     go, make_subplots = _deps.plotly()
@@ -209,6 +214,7 @@ def plot_backtest(backtest: pd.DataFrame) -> go.Figure:
         fig.update_xaxes(type="log", exponentformat="power", title_text="compute C (FLOPs)", row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power", title_text="parameters", row=1, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=2)
-    fig.update_layout(title="Backtest: a fit without the largest budget(s), against what they measured",
+    fig.update_layout(title=f"Backtest ({estimator} fit): a fit without the largest budget(s), against what they "
+                            "measured",
                       template="plotly_white")
     return fig

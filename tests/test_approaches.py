@@ -162,6 +162,7 @@ def test_every_approach_answers_in_the_same_long_frame(result):
 def test_a_budget_still_running_does_not_stop_the_comparison(result):
     thin = result.results.drop(result.results.index[(result.results["budget"] == 1e21)][2:])  # 2 sizes done
     with pytest.warns(ff.FitWarning, match="fewer than 3"):
-        partial = ff.Result.from_results(thin, curves=result.curves, extrapolate_to=result.targets)
+        partial = ff.Result.from_results(thin, curves=result.curves, extrapolate_to=result.targets,
+                                         estimator="parabola")
     table = partial.compare_approaches(n_resamples=5, seed=0).set_index("approach")
     assert table.loc["2: IsoFLOP parabolas", "a"] == pytest.approx(partial.exponent("params"))

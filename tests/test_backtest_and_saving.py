@@ -40,7 +40,9 @@ def test_a_saved_result_reloads_and_reproduces_its_constants(result, tmp_path):
     result.save(tmp_path / "r")
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["curves.csv", "result.json", "results.csv"]
     record = json.loads((tmp_path / "r" / "result.json").read_text())
-    assert record["estimator"]["name"] == "parabola" and record["flops_fit_version"] == ff.__version__
+    assert record["estimator"]["name"] == "vpnls" and record["flops_fit_version"] == ff.__version__
+    assert set(record["fit"]["law"][0]) >= {"E", "A", "B", "alpha", "beta", "covariance"}
+    assert len(record["fit"]["law"][0]["covariance"]) == 5
     assert {law["quantity"] for law in record["fit"]["laws"]} == {"params", "tokens", "loss"}
     assert len(record["fit"]["laws"][0]["covariance"]) == 2 and len(record["data"]["results"]["sha256"]) == 64
     back = ff.load(tmp_path / "r")
@@ -63,8 +65,11 @@ def test_a_changed_file_is_caught(result, tmp_path):
         ff.load(tmp_path / "s")
 
 
-def test_with_two_budgets_left_the_backtest_has_no_interval_to_judge():
+def test_with_two_budgets_left_only_the_parabola_has_no_interval_to_judge():
     three = ff.find_optimal(GPT, "d_model", "d", "l", compute_budgets=BUDGETS[:3], seed=1, model_kwargs={"n_layer": 4})
-    table = three.backtest()
-    assert table["held"].isna().all() and table["low"].isna().all()
+    table = ff.Result.from_results(three.results, estimator="parabola").backtest()
+    assert table["held"].isna().all() and table["low"].isna().all()  # 2 vertices: a line with no scatter
+    assert (table["relative_error"].abs() < 0.1).all()
+    table = three.backtest()  # the law is fitted to 18 runs: it has degrees of freedom left for an interval
+    assert table["held"].notna().all() and (table["low"] < table["predicted"]).all()
     assert (table["relative_error"].abs() < 0.1).all()

@@ -65,7 +65,7 @@ def test_chinchilla_table(result):
     lines = table.splitlines()
     assert lines[0] == "| Compute (FLOPs) | N_opt | D_opt | D/N | Loss | Source |"
     assert len(lines) == 2 + 5 + 2  # header, rule, 5 budgets, 10x and 100x targets
-    assert "1.00e+23" in table and "power-law extrapolation" in table
+    assert "1.00e+23" in table and "vpnls extrapolation" in table
     assert len(result.chinchilla_table(targets=[1e22, 1e24, 1e25]).splitlines()) == 2 + 5 + 3
 
 

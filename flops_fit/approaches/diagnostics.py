@@ -16,7 +16,7 @@ DIAGNOSTIC_COLUMNS = ["check", "subject", "detail"]
 def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[float] = (),
              comparison: pd.DataFrame | None = None, min_points: int = 5, flat_ratio: float = 2.0,
              sum_tolerance: float = 0.02, max_extrapolation: float = 100.0, params_exponent: float = 1.0,
-             emit: bool = True) -> pd.DataFrame:
+             emit: bool = True, fit: pd.DataFrame | None = None, lack_of_fit_p: float = 0.01) -> pd.DataFrame:
     """Findings about a fit; each is also warned as a :class:`FitWarning` (``emit=False`` to keep quiet).
 
     Checks: a budget whose vertex lies outside its sizes or that has no minimum; a
@@ -26,7 +26,9 @@ def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[floa
     D_opt that do not sum to what the FLOP convention implies within ``sum_tolerance`` (1 when
     FLOPs per token are proportional to N; 1 + a (1 - c) when they grow as N**c, ``params_exponent``); approaches whose intervals on
     ``a`` do not overlap (``comparison`` from :meth:`Result.compare_approaches`); a
-    target more than ``max_extrapolation`` times the largest budget.
+    target more than ``max_extrapolation`` times the largest budget; with a VPNLS ``fit`` of runs that
+    were repeated (the plan's ``repeats``), runs that scatter about the law more than the repeats scatter
+    among themselves (an F-test below ``lack_of_fit_p``).
     """
     rows = []
     for row in optima.itertuples():
@@ -40,7 +42,7 @@ def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[floa
             half = (np.log(row.params_max) - np.log(row.params_min)) / 2
             rise = row.curvature * half**2
             if rise < flat_ratio * scatter:
-                rows.append(("curve too flat", subject, f"the parabola rises {rise:.3g} across the sampled "
+                rows.append(("curve too flat", subject, f"the fitted curve rises {rise:.3g} across the sampled "
                              f"half-range against a scatter of {scatter:.3g}: sample a wider range of sizes"))
     if len(laws):
         exps = laws.set_index("quantity")["exponent"]
@@ -64,6 +66,13 @@ def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[floa
                                  f"their intervals on a do not overlap ({ranges.loc[first, 'a_low']:.3f}–"
                                  f"{ranges.loc[first, 'a_high']:.3f} vs {ranges.loc[second, 'a_low']:.3f}–"
                                  f"{ranges.loc[second, 'a_high']:.3f})"))
+    if fit is not None and len(fit):
+        law = fit.iloc[0]
+        if law["noise_dof"] > 0 and law["lack_of_fit_p"] < lack_of_fit_p:
+            rows.append(("scatter larger than the noise", "the fitted law",
+                         f"the runs scatter about the law by {law['residual_sd']:.2%} (of the loss), but repeated runs "
+                         f"differ by only {law['noise_sd']:.2%} (p = {law['lack_of_fit_p']:.2g}): the law's shape does "
+                         "not fit these runs exactly; the intervals use the larger scatter"))
     found = pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
     if emit:
         for row in found.itertuples():

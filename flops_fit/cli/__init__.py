@@ -103,7 +103,8 @@ def run_train(cfg: DictConfig) -> Any:
 
 def run_analyze(cfg: DictConfig) -> ff.Result:
     targets = list(cfg.extrapolate_to) if cfg.extrapolate_to else None
-    result = ff.load(cfg.sweep_dir, extrapolate_to=targets)
+    result = ff.load(cfg.sweep_dir, extrapolate_to=targets, estimator=cfg.estimator)
+    print(f"Estimator: {result.estimator}\n")
     print(result.chinchilla_table())
     if len(result.laws):
         laws = result.laws.set_index("quantity")
@@ -122,7 +123,7 @@ def run_analyze(cfg: DictConfig) -> ff.Result:
 
 
 def run_visualize(cfg: DictConfig) -> dict[str, Path]:
-    result = ff.load(cfg.sweep_dir)
+    result = ff.load(cfg.sweep_dir, estimator=cfg.estimator)
     out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.sweep_dir) / "figures"
     figures = result.plot(html_dir=out)
     written = {name: out / f"{name}.html" for name in figures}

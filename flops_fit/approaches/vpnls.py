@@ -1,0 +1,187 @@
+"""The shape of the IsoFLOP curves: the loss law L = E + A/N^alpha + B/D^beta fitted to every run (VPNLS).
+
+An IsoFLOP curve is not a parabola in ln N. Under this law with D = C / flops_per_token(N) the
+curve at budget C is E + A N^-alpha + B (C/kN)^-beta: asymmetric whenever alpha != beta, so a
+parabola's vertex drifts from the true minimum as the sampled sizes widen or sit off-centre
+(``benchmarks/bench_bias.py``). The default estimator (:mod:`.isoflop_shape`) fits each budget
+in the law's shape, with the exponents fitted here.
+
+Variable projection (VPNLS, as in Open-Athena's scaling-law-analysis): for fixed (alpha, beta)
+the law is linear in (E, A, B), so a grid of exponent pairs is scored by linear least squares in
+relative error, and the best seeds a Levenberg-Marquardt fit of all five constants to ln L
+(least squares: run-to-run noise multiplies the loss). Runs repeated at one size (the plan's
+``repeats``) measure that noise directly, and an F-test says whether the runs scatter about the
+law more than that.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .. import _deps
+from .._checks import param_error
+from ..errors import TooFewBudgetsError
+from ..frames import prepare_results
+
+APPROACH = "IsoFLOP law (VPNLS)"
+FIT_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "r2", "residual_sd", "noise_sd", "noise_dof",
+               "lack_of_fit_p", "sigma", "dof", "n_points", "n_budgets", "budget_min", "budget_max", "covariance"]
+_GRID = np.linspace(0.05, 1.5, 30)  # exponents seen in practice lie well inside this range
+
+
+def _start(x: np.ndarray, y: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """The best (E, ln A, ln B, alpha, beta) on the exponent grid, each scored by linear least squares.
+
+    All grid points are solved at once through their 3x3 normal equations (relative errors:
+    rows divided by L); a point whose E, A or B comes out negative is left out, and if every
+    one is, non-negative least squares decides.
+    """
+    inv = 1.0 / loss
+    u = np.exp(-np.outer(_GRID, x)) * inv  # (grid, n)
+    v = np.exp(-np.outer(_GRID, y)) * inv
+    ai, bj = np.meshgrid(np.arange(len(_GRID)), np.arange(len(_GRID)), indexing="ij")
+    ai, bj = ai.ravel(), bj.ravel()
+    cols = np.stack([np.broadcast_to(inv, (len(ai), len(x))), u[ai], v[bj]], axis=1)  # (pairs, 3, n)
+    gram = np.einsum("pin,pjn->pij", cols, cols) + 1e-300 * np.eye(3)
+    rhs = cols.sum(axis=2)  # target: L / L = 1
+    with np.errstate(all="ignore"):
+        coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        resid = ((cols * coef[..., None]).sum(axis=1) - 1.0) ** 2
+    score = np.where((coef > 0).all(axis=1) & np.isfinite(coef).all(axis=1), resid.sum(axis=1), np.inf)
+    best = int(np.argmin(score))
+    if not np.isfinite(score[best]):
+        nnls = _deps.scipy_optimize().nnls
+        fits = [nnls(cols[p].T, np.ones_like(inv)) for p in range(len(ai))]
+        best = int(np.argmin([f[1] for f in fits]))
+        coef[best] = fits[best][0]
+    e, a_, b_ = np.maximum(coef[best], 1e-12)
+    return np.array([e, math.log(a_), math.log(b_), _GRID[ai[best]], _GRID[bj[best]]])
+
+
+def _residuals(p: np.ndarray, x: np.ndarray, y: np.ndarray, log_loss: np.ndarray) -> np.ndarray:
+    pred = p[0] + np.exp(p[1] - p[3] * x) + np.exp(p[2] - p[4] * y)
+    return np.log(np.maximum(pred, 1e-300)) - log_loss
+
+
+def _jacobian(p: np.ndarray, x: np.ndarray, y: np.ndarray, log_loss: np.ndarray) -> np.ndarray:
+    t1, t2 = np.exp(p[1] - p[3] * x), np.exp(p[2] - p[4] * y)
+    pred = p[0] + t1 + t2
+    return np.column_stack([np.ones_like(x), t1, t2, -x * t1, -y * t2]) / pred[:, None]
+
+
+def _least_squares(x: np.ndarray, y: np.ndarray, loss: np.ndarray) -> object:
+    """Levenberg-Marquardt from the grid's best point; bounded (E >= 0, exponents > 0) if it strays."""
+    optimize = _deps.scipy_optimize()
+    args = (x, y, np.log(loss))
+    start = _start(x, y, loss)
+    fit = optimize.least_squares(_residuals, start, jac=_jacobian, args=args, method="lm",
+                                 xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=2000)
+    if fit.x[0] < 0 or fit.x[3] <= 0 or fit.x[4] <= 0:
+        fit = optimize.least_squares(_residuals, start, jac=_jacobian, args=args, method="trf",
+                                     bounds=([0, -np.inf, -np.inf, 1e-3, 1e-3], [loss.min(), np.inf, np.inf, 5, 5]),
+                                     xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=2000)
+    return fit
+
+
+def fit_with_arrays(x: np.ndarray, y: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """(E, ln A, ln B, alpha, beta) fitted to ln N = x, ln D = y and ``loss`` (no checks: for resampling)."""
+    return _least_squares(x, y, loss).x
+
+
+def _repeat_noise(frame: pd.DataFrame) -> tuple[float, int]:
+    """Run-to-run variance of ln L from runs repeated at one (budget, size), pooled, and its degrees of freedom."""
+    log_loss = np.log(frame["loss"].to_numpy(float))
+    groups = pd.Series(log_loss).groupby([frame["budget"].to_numpy(float), frame["params"].to_numpy(float)])
+    counts = groups.count()
+    dof = int((counts - 1).sum())
+    if dof == 0:
+        return float("nan"), 0
+    return float(groups.var(ddof=1).mul(counts - 1).sum() / dof), dof
+
+
+def check_budgets_for_fit(frame: pd.DataFrame, func: str, min_points: int) -> None:
+    """Every budget needs ``min_points`` distinct sizes (its minimum must show), and the law 2 budgets."""
+    for budget, group in frame.groupby("budget", sort=True):
+        n_sizes = group["params"].nunique()
+        if n_sizes < min_points:
+            raise param_error("results", func, f"at least {min_points} distinct model sizes at every budget",
+                              f"{n_sizes} at budget {budget:.4g}",
+                              f"Add runs at that budget or drop it: results[results['budget'] != {budget:.6g}].")
+    if frame["budget"].nunique() < 2:
+        raise TooFewBudgetsError(str(param_error(
+            "results", func, "runs at 2 or more compute budgets (one budget cannot separate the N and D terms)",
+            f"{frame['budget'].nunique()} budget", "Add budgets.")))
+
+
+def fit_vpnls(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
+    """Fit L = E + A/N^alpha + B/D^beta to every run at once by variable projection (the default estimator).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Runs with ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops`` (see
+        :func:`load_results`); rows whose ``status`` is not ``completed`` are left out.
+    min_points : int, default 3
+        Fewest distinct model sizes a budget needs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: the constants ``E, A, B, alpha, beta``; ``a = beta/(alpha+beta)`` and
+        ``b = alpha/(alpha+beta)`` (the exponents of N_opt and D_opt under C = kND) and ``G``;
+        ``r2`` of ln L; ``residual_sd`` (of ln L about the fit, about the relative noise);
+        ``noise_sd`` and ``noise_dof``, the run-to-run noise measured from repeated runs (NaN
+        and 0 without repeats), and ``lack_of_fit_p``, the p-value of the scatter about the law
+        being no larger than that noise (F-test); ``sigma`` and ``dof``, the noise the intervals
+        use (the larger estimate) and its degrees of freedom; ``covariance`` of
+        (E, ln A, ln B, alpha, beta). :func:`vpnls_laws` and :func:`vpnls_optima` turn it into
+        power laws and per-budget optima.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> n = np.concatenate([np.geomspace(2e7, 2e9, 9) * s for s in (1, 3.2, 10)])
+    >>> c = np.repeat([1e19, 1e20, 1e21], 9)
+    >>> runs = pd.DataFrame({"params": n, "tokens": c / (6 * n), "budget": c})
+    >>> runs["loss"] = 1.69 + 406.4 / runs["params"] ** 0.34 + 410.7 / runs["tokens"] ** 0.28
+    >>> fit = fit_vpnls(runs).iloc[0]
+    >>> round(float(fit["alpha"]), 4), round(float(fit["beta"]), 4), round(float(fit["a"]), 4)
+    (0.34, 0.28, 0.4516)
+    """
+    func = "fit_vpnls"
+    if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 3:
+        raise param_error("min_points", func, "an integer of at least 3 (a curve's minimum needs 3 sizes)",
+                          min_points)
+    frame = prepare_results(results, func)
+    check_budgets_for_fit(frame, func, min_points)
+    n, d, loss = (frame[c].to_numpy(float) for c in ("params", "tokens", "loss"))
+    x, y = np.log(n), np.log(d)
+    if len(x) < 6:
+        raise param_error("results", func, "at least 6 runs (the law has 5 constants)", len(x), "Add runs.")
+    fit = _least_squares(x, y, loss)
+    p, resid, jac = fit.x, fit.fun, fit.jac
+    count = len(x)
+    dof = count - 5
+    residual_var = float(resid @ resid) / dof
+    noise_var, noise_dof = _repeat_noise(frame)
+    lack_p = float("nan")
+    if noise_dof and dof > noise_dof:
+        lack = (float(resid @ resid) - noise_var * noise_dof) / (dof - noise_dof)
+        lack_p = float(_deps.scipy_special().fdtrc(dof - noise_dof, noise_dof, max(lack, 0.0) / noise_var))
+    var, used_dof = (noise_var, noise_dof) if noise_dof and noise_var > residual_var else (residual_var, dof)
+    covariance = var * np.linalg.pinv(jac.T @ jac)
+    log_loss = np.log(loss)
+    alpha, beta = float(p[3]), float(p[4])
+    A, B = math.exp(p[1]), math.exp(p[2])
+    row = {"E": float(p[0]), "A": A, "B": B, "alpha": alpha, "beta": beta, "a": beta / (alpha + beta),
+           "b": alpha / (alpha + beta), "G": (alpha * A / (beta * B)) ** (1.0 / (alpha + beta)),
+           "r2": 1 - float(resid @ resid) / float(((log_loss - log_loss.mean()) ** 2).sum()),
+           "residual_sd": math.sqrt(residual_var), "noise_sd": math.sqrt(noise_var) if noise_dof else float("nan"),
+           "noise_dof": noise_dof, "lack_of_fit_p": lack_p, "sigma": math.sqrt(var), "dof": used_dof,
+           "n_points": count, "n_budgets": int(frame["budget"].nunique()),
+           "budget_min": float(frame["budget"].min()), "budget_max": float(frame["budget"].max()),
+           "covariance": tuple(map(tuple, covariance.tolist()))}
+    return pd.DataFrame([row], columns=FIT_COLUMNS)
