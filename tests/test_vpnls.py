@@ -93,6 +93,9 @@ def test_bad_input_gets_the_usual_errors():
         ff.fit_vpnls(results[results["budget"] == 1e18])
     with pytest.raises(ValueError, match="'min_points' parameter of fit_vpnls"):
         ff.fit_vpnls(results, min_points=2)
+    with pytest.raises(ValueError, match=r"'optima' parameter of vpnls_laws must be the DataFrame returned by "
+                                         r"vpnls_optima\(\).*use fit_power_laws"):
+        ff.vpnls_laws(ff.fit_isoflops(results))
     with pytest.raises(ValueError, match="'repeats' parameter of plan_sweep must be an integer greater than 0"):
         ff.plan_sweep(GPT, "d_model", BUDGETS[:3], repeats=0)
 

@@ -6,9 +6,9 @@
    least squares in relative error), the minimum of its curve, and the standard error of
    ln N_opt (delta method). The noise behind it is pooled over the budgets' residuals, or measured
    from repeated runs (the plan's ``repeats``) where that is larger.
-3. :func:`vpnls_laws`: ln N_opt and ln D_opt regressed on ln C, each budget weighted by its
-   standard error. Where the budgets scatter about the line more than those errors allow (an
-   F-test at 5 %), the covariance grows by that excess and the t-quantile takes n_budgets - 2
+3. :func:`vpnls_laws`: ln N_opt and ln D_opt regressed on ln C; the budgets' standard errors
+   give the line's covariance. Where the budgets scatter about it more than those errors allow
+   (an F-test at 5 %), the covariance grows by that excess and the t-quantile takes n_budgets - 2
    degrees of freedom: the interval widens rather than pretends. The loss law is
    :func:`fit_power_laws`'.
 
@@ -126,13 +126,20 @@ def vpnls_optima(fit: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SHAPED_OPTIMA_COLUMNS)
 
 
-def _weighted_law(log_c: np.ndarray, y: np.ndarray, se: np.ndarray, se_dof: int,
-                  confidence: float) -> dict[str, object]:
-    """y = ln k + e ln C by weighted least squares (weights 1/se^2), widened where the points scatter too much."""
+def _law_across(log_c: np.ndarray, y: np.ndarray, se: np.ndarray, se_dof: int,
+                confidence: float) -> dict[str, object]:
+    """y = ln k + e ln C by least squares, its covariance from each point's standard error ``se``, widened where
+    the points scatter about the line more than those errors allow.
+
+    Unweighted: the errors of minima near the edge of their sizes are the least certain, and weighting by
+    them made the median error at 100x worse (``bench_bias.py``); they enter through the covariance,
+    (X'X)^-1 X' diag(se^2) X (X'X)^-1.
+    """
     design = np.column_stack([np.ones_like(log_c), log_c])
+    bread = np.linalg.pinv(design.T @ design)
+    params = bread @ design.T @ y
+    covariance = bread @ (design.T * se**2) @ design @ bread
     weights = 1.0 / np.maximum(se, 1e-12) ** 2
-    covariance = np.linalg.pinv(design.T @ (design * weights[:, None]))
-    params = covariance @ design.T @ (weights * y)
     resid = y - design @ params
     special = _deps.scipy_special()
     excess_dof, dof = len(y) - 2, se_dof
@@ -150,11 +157,12 @@ def _weighted_law(log_c: np.ndarray, y: np.ndarray, se: np.ndarray, se_dof: int,
 
 
 def vpnls_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
-    """Power laws N_opt = k C^a, D_opt = k' C^b (weighted by each budget's error) and L_opt = E + k'' C^c.
+    """Power laws N_opt = k C^a, D_opt = k' C^b (intervals from each budget's error) and L_opt = E + k'' C^c.
 
     ``optima`` is :func:`vpnls_optima`'s frame; the result has :func:`fit_power_laws`' columns, so
     :func:`predict_from_laws` reads it. Only 2 usable budgets still give an interval here: each
-    optimum's error is known from its runs.
+    optimum's error is known from its runs (with too few runs for that, 3 sizes a budget, the
+    lines are :func:`fit_power_laws`' unweighted ones).
     """
     func = "vpnls_laws"
     if not isinstance(optima, pd.DataFrame) or "log_params_se" not in optima.columns:
@@ -175,8 +183,10 @@ def vpnls_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFram
              "could not be located (see the optima's 'flag' column).", FitWarning)
     log_c = np.log(usable["budget"].to_numpy(float))
     se, se_dof = usable["log_params_se"].to_numpy(float), int(usable["se_dof"].iloc[0])
+    if not (np.isfinite(se).all() and se_dof > 0):  # too few runs to know each optimum's error: unweighted
+        return laws.reset_index()[LAW_COLUMNS]
     for quantity, column in (("params", "params_opt"), ("tokens", "tokens_opt")):
-        found = _weighted_law(log_c, np.log(usable[column].to_numpy(float)), se, se_dof, confidence)
+        found = _law_across(log_c, np.log(usable[column].to_numpy(float)), se, se_dof, confidence)
         for key, value in found.items():
             laws.at[quantity, key] = value
     return laws.reset_index()[LAW_COLUMNS]
@@ -241,7 +251,7 @@ def bootstrap_vpnls(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int
         log_c = np.log(log_c)
         log_d = log_c - flops(x_opt)
         at = np.log(np.asarray(goals, dtype=float)) if goals else np.array([])
-        fits = [_weighted_law(log_c, y, np.sqrt(spread), 0, 0.95) for y in (x_opt, log_d)]
+        fits = [_law_across(log_c, y, np.sqrt(spread), 0, 0.95) for y in (x_opt, log_d)]
         (ln_k, a), (ln_kd, b) = ((math.log(f["coefficient"]), f["exponent"]) for f in fits)
         rows += estimate_rows(APPROACH, resample, a, b, goals, np.exp(ln_k + a * at), np.exp(ln_kd + b * at))
     if not rows:
