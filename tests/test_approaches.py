@@ -70,7 +70,8 @@ def test_isoflop_bootstrap(result):
 
 def test_compare_approaches_and_diagnostics(result):
     table = result.compare_approaches(n_resamples=60, seed=0)
-    assert list(table["approach"]) == ["1: envelope of curves", "2: IsoFLOP parabolas", "3: parametric fit"]
+    assert list(table["approach"]) == ["1: envelope of curves", "2: IsoFLOP parabolas",
+                                       "2b: IsoFLOP curves in the law's shape (vpnls)", "3: parametric fit"]
     assert (table["a_low"] <= table["a"]).all() and (table["a"] <= table["a_high"]).all()
     assert result.diagnostics(table, emit=False).empty  # a clean mock sweep raises nothing
 

@@ -1,4 +1,5 @@
-"""The three approaches behind one interface: each turns runs (and curves) into the long estimates frame.
+"""The approaches behind one interface, Hoffmann et al.'s three and the default estimator: each turns runs (and
+curves) into the long estimates frame.
 
 :data:`APPROACHES` lists them; :func:`estimate_all` runs each, fitted and bootstrapped, and
 :func:`summarise` makes one row per approach. An approach that cannot run on the data
@@ -17,7 +18,7 @@ import pandas as pd
 from ..errors import CannotFitError, FitWarning
 from ..frames import drop_thin_budgets, prepare_results
 from ..schema import ESTIMATE_COLUMNS
-from . import envelope, isoflop, parametric
+from . import envelope, isoflop, isoflop_shape, parametric, vpnls
 from .estimates import as_frame, estimate_rows, interval, values
 from .frontier import FlopsCurve
 from .laws import fit_power_laws, predict_from_laws
@@ -56,12 +57,25 @@ def _isoflop(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Sequen
              seed: int) -> pd.DataFrame:
     results = drop_thin_budgets(prepare_results(results, "fit_isoflops"), "fit_isoflops")  # as Result fits it
     laws = fit_power_laws(isoflop.fit_isoflops(results))
+    draws = isoflop.bootstrap_isoflops(results, n_resamples=n_resamples, seed=seed, targets=targets)
+    return _with_draws(isoflop.APPROACH, laws, targets, draws)
+
+
+def _with_draws(approach: str, laws: pd.DataFrame, targets: Sequence[float], draws: pd.DataFrame) -> pd.DataFrame:
+    """The fit's own estimates (resample 0) from its power laws, then the bootstrap's."""
     exps = laws.set_index("quantity")["exponent"]
     preds = [predict_from_laws(laws, t) for t in targets]
-    rows = estimate_rows(isoflop.APPROACH, 0, exps["params"], exps["tokens"], targets,
+    rows = estimate_rows(approach, 0, exps["params"], exps["tokens"], targets,
                          [p["optimal_params"] for p in preds], [p["optimal_tokens"] for p in preds])
-    draws = isoflop.bootstrap_isoflops(results, n_resamples=n_resamples, seed=seed, targets=targets)
     return pd.concat([as_frame(rows), draws], ignore_index=True)
+
+
+def _shaped(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Sequence[float], n_resamples: int,
+            seed: int) -> pd.DataFrame:
+    results = drop_thin_budgets(prepare_results(results, "fit_vpnls"), "fit_vpnls")  # as Result fits it
+    laws = isoflop_shape.vpnls_laws(isoflop_shape.vpnls_optima(vpnls.fit_vpnls(results), results))
+    draws = isoflop_shape.bootstrap_vpnls(results, n_resamples=n_resamples, seed=seed, targets=targets)
+    return _with_draws(vpnls.APPROACH, laws, targets, draws)
 
 
 def _parametric(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Sequence[float], n_resamples: int,
@@ -79,6 +93,7 @@ def _parametric(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Seq
 APPROACHES = (
     Approach(envelope.APPROACH, _envelope),
     Approach(isoflop.APPROACH, _isoflop),
+    Approach(vpnls.APPROACH, _shaped),
     Approach(parametric.APPROACH, _parametric),
 )
 

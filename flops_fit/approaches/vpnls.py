@@ -26,7 +26,7 @@ from .._checks import param_error
 from ..errors import TooFewBudgetsError
 from ..frames import prepare_results
 
-APPROACH = "IsoFLOP law (VPNLS)"
+APPROACH = "2b: IsoFLOP curves in the law's shape (vpnls)"
 FIT_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "r2", "residual_sd", "noise_sd", "noise_dof",
                "lack_of_fit_p", "sigma", "dof", "n_points", "n_budgets", "budget_min", "budget_max", "covariance"]
 _GRID = np.linspace(0.05, 1.5, 30)  # exponents seen in practice lie well inside this range
