@@ -107,8 +107,9 @@ def find_optimal(
     >>> from flops_fit.examples import GPT
     >>> result = find_optimal(GPT, "d_model", dataset="unused in mock mode", loss_fn="unused",
     ...                       compute_budgets=[1e17, 1e18, 1e19], mode="mock", seed=0)
-    >>> sorted(result.predict(1e21))[:2]
-    ['expected_loss', 'expected_loss_high']
+    >>> p = result.predict(1e21)
+    >>> p["estimator"], sorted(k for k in p if k.startswith("optimal_params"))
+    ('vpnls', ['optimal_params', 'optimal_params_high', 'optimal_params_low'])
     """
     func = "find_optimal"
     # everything is checked before planning, so no mistake surfaces after compute was spent
