@@ -38,7 +38,7 @@ class PlanSpec:
     # prior for the optimal D/N: Hoffmann et al. 2022 found ~20 at scale; small models often want far more
     tokens_per_param: float = 20.0
     size_span: float = 100.0  # largest / smallest planned N at a budget, centred in log space on the prior optimum
-    size_values: tuple[int, ...] | None = None  # knob values to choose from instead of searching
+    size_values: tuple[int, ...] | None = None  # knob values to run exactly, at every budget where they get a step
     size_range: tuple[int, int] | None = None  # lowest and highest knob values to search
     multiple_of: int = 1  # only knob values that are multiples of this are tried
     # FLOPs per token: "6N", "6N_non_embedding", "attention", "measured", or a callable params -> FLOPs

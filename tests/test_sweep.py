@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import flops_fit as ff
 from flops_fit import SizeSearchError, count_params, plan_sweep
 from flops_fit.examples import GPT
 from flops_fit.planning.planner import prior_optimum
@@ -73,12 +74,34 @@ def test_multiple_of_and_size_range():
     assert plan["size"].between(16, 2048).all()
 
 
-def test_size_values_are_chosen_from():
-    values = [8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
-    plan = plan_sweep(GPT, "d_model", [1e15], size_values=values, points_per_budget=7,
-                      model_kwargs={"n_layer": 2, "vocab_size": 256})
-    assert set(plan["size"]) <= set(values)
-    assert len(plan) == 7
+def test_size_values_are_run_exactly_whatever_the_prior_says():
+    # issue 13's case: a byte-level model of 10K-250K parameters over widths 16..128, where the default prior
+    # of 20 tokens per parameter (and 200) wanted sizes the values cannot give, and the plan was refused
+    values = [16, 24, 32, 48, 64, 96, 128]
+    kwargs = {"vocab_size": 256, "n_layer": 2, "block_size": 64, "n_head": 2}
+    for ratio in (20, 200):
+        plan = plan_sweep(GPT, "d_model", [2e10, 6e10], size_values=values, tokens_per_param=ratio,
+                          model_kwargs=kwargs)
+        assert all(sorted(g["size"]) == values for _, g in plan.groupby("budget"))
+    with pytest.warns(ff.FitWarning, match=r"prior optimum .* lies below the sizes given .* add smaller sizes"):
+        plan_sweep(GPT, "d_model", [2e10], size_values=values, tokens_per_param=5000, model_kwargs=kwargs)
+    with pytest.warns(ff.FitWarning, match=r"lies above the sizes given .* add larger sizes"):
+        plan_sweep(GPT, "d_model", [1e14], size_values=values, model_kwargs=kwargs)
+
+
+def test_size_values_too_large_for_one_step_are_left_out_at_that_budget():
+    values = [16, 24, 32, 48, 64, 96, 128]
+    kwargs = {"vocab_size": 256, "n_layer": 2, "block_size": 64, "n_head": 2}
+    config = ff.TrainConfig(batch_size=32)  # 32 samples of 64 tokens: a step is 2,048 tokens
+    with pytest.warns(UserWarning, match=r"budget 3e\+09 is too small to train d_model=\[96, 128\]"):
+        plan = plan_sweep(GPT, "d_model", [3e9, 2e10], size_values=values, model_kwargs=kwargs,
+                          tokens_per_sample=64, train_config=config)
+    assert sorted(plan.loc[plan["budget"] == 3e9, "size"]) == values[:5]
+    assert (plan["tokens"] >= 2048).all()
+    with pytest.raises(ff.SizeSearchError, match=r"Only 0 of size_values get at least one optimiser step at "
+                                                 r"budget 1e\+08.*Add smaller sizes"):
+        plan_sweep(GPT, "d_model", [1e8], size_values=values, model_kwargs=kwargs, tokens_per_sample=64,
+                   train_config=config)
 
 
 def test_depth_knob_on_a_plain_class():
@@ -144,9 +167,9 @@ def test_numpy_arrays_are_accepted():
     plan = plan_sweep(GPT, "d_model", np.array([1e13, 1e14]), size_range=np.array([8, 512]),
                       model_kwargs={"n_layer": 2, "vocab_size": 256})
     assert plan["size"].between(8, 512).all() and plan["budget"].nunique() == 2
-    values = np.arange(8, 1025, 8)
+    values = np.arange(8, 129, 8)
     plan = plan_sweep(GPT, "d_model", [1e15], size_values=values, model_kwargs={"n_layer": 2, "vocab_size": 256})
-    assert set(plan["size"]) <= set(values.tolist())
+    assert sorted(plan["size"]) == values.tolist()
 
 
 def test_fewer_sizes_than_asked_warns():

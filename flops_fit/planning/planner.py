@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_budgets, check_number, param_error, warn
-from ..errors import SizeSearchError
+from ..errors import FitWarning, SizeSearchError
 from ..flops import NEEDS_MODEL, FlopContext, convention_name, resolve_convention
 from ..schema import PLAN_COLUMNS, Status
 from ..training.config import TrainConfig, describe
@@ -58,7 +58,8 @@ def plan_sweep(
         Any field of :class:`~flops_fit.PlanSpec` (``points_per_budget=9``,
         ``tokens_per_param=20``, ``size_span=100``, ``size_values``, ``size_range``,
         ``multiple_of=1``, ``flop_convention="6N"``, ``model_kwargs``, ``repeats=1``), replacing that field
-        of ``spec``.
+        of ``spec``. ``size_values`` are run exactly, at every budget where they get one optimiser step
+        (``points_per_budget``, ``size_span`` and the prior then only warn, never refuse).
 
     Returns
     -------
@@ -117,20 +118,29 @@ def plan_sweep(
         multiple_of=spec.multiple_of, model_kwargs=spec.model_kwargs,
         max_params_needed=max(priors.values()) * math.exp(half),
     )
-    _check_servable(space, budgets, priors, half, spec.tokens_per_param, fpt)
+    if spec.size_values is None:  # explicit sizes are run as given: the prior only warns (below)
+        _check_servable(space, budgets, priors, half, spec.tokens_per_param, fpt)
+    min_tokens = (train_config.batch_size if train_config is not None else 1) * sample_tokens  # one step
 
     factory, k = factory_name(model_cls), spec.points_per_budget
     training = describe(train_config) if train_config is not None else None
     settings = record_json(spec.model_kwargs)
     rows = []
     for budget in budgets:
-        sizes = _choose_sizes(space, math.log(priors[budget]), half, k)
+        if spec.size_values is not None:
+            sizes = _explicit_sizes(space, budget, priors[budget], spec.tokens_per_param, fpt, min_tokens)
+        else:
+            sizes = _choose_sizes(space, math.log(priors[budget]), half, k)
+        if len(sizes) < 3 and spec.size_values is not None:
+            raise SizeSearchError(
+                f"Only {len(sizes)} of size_values get at least one optimiser step at budget {budget:.3g}; an "
+                "IsoFLOP curve needs at least 3. Add smaller sizes to size_values or raise the budget.")
         if len(sizes) < 3:
             raise SizeSearchError(
                 f"Only {len(sizes)} distinct sizes of '{model_size_param}' can be built for budget {budget:.3g}; "
                 "an IsoFLOP curve needs at least 3. Widen size_range or use a finer size knob."
             )
-        if len(sizes) < k:
+        if len(sizes) < k and spec.size_values is None:
             warn(
                 f"plan_sweep: budget {budget:.3g} gets {len(sizes)} sizes, not the {k} asked for: that is every "
                 f"distinct size of '{model_size_param}' the factory can build in range. Widen size_range or "
@@ -172,6 +182,27 @@ def prior_optimum(budget: float, tokens_per_param: float, fpt: Callable[[float],
 
 def _budget_for(params: float, tokens_per_param: float, fpt: Callable[[float], float]) -> float:
     return fpt(params) * tokens_per_param * params
+
+
+def _explicit_sizes(space: SizeSpace, budget: float, prior: float, ratio: float, fpt: Callable[[float], float],
+                    min_tokens: int) -> list[int]:
+    """``size_values`` as given, less those too large to get one optimiser step at ``budget``; a FitWarning when
+    the prior optimum lies outside them (the sizes are run all the same: the prior is only a guess)."""
+    values = list(space.values or [])
+    fits = [v for v in values if budget / fpt(space.params_of(v)) >= min_tokens]
+    if len(fits) < len(values):
+        dropped = [v for v in values if v not in fits]
+        warn(f"plan_sweep: budget {budget:.3g} is too small to train {space.param}={dropped} for even one "
+             f"optimiser step ({min_tokens} tokens); those sizes are left out at this budget.", UserWarning)
+    if fits:
+        low, high = space.params_of(fits[0]), space.params_of(fits[-1])
+        if not low <= prior <= high:
+            side, fix = (("below", "add smaller sizes to size_values") if prior < low
+                         else ("above", "add larger sizes to size_values"))
+            warn(f"plan_sweep: at budget {budget:.3g} the prior optimum (~{prior:.3g} params at "
+                 f"tokens_per_param={ratio:g}) lies {side} the sizes given ({low:.3g}..{high:.3g} params); they are run as given. If the "
+                 f"minimum is not bracketed, {fix} (or set tokens_per_param to what you expect).", FitWarning)
+    return fits
 
 
 def _choose_sizes(space: SizeSpace, centre: float, half_width: float, k: int) -> list[int]:
