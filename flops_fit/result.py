@@ -106,7 +106,7 @@ class Result:
             targets = default_targets(optima["budget"] if len(optima) else frame["budget"])
         law = law if law is not None else stored_law(results)
         return cls(results=results, optima=optima, laws=fitted.laws, curves=curves, plan=plan, targets=targets,
-                   law=law, spec=spec, estimator=estimator, fit=fitted.law)
+                   law=law, spec=spec, estimator=fitted.estimator, fit=fitted.law)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **fit_options: Any) -> Result:
@@ -116,10 +116,16 @@ class Result:
         planted law come back with it; ``fit_options`` go to :meth:`from_results`
         (``extrapolate_to=...``). A result written by :meth:`save` is refitted from its data,
         which must match its hashes, and the refit must reproduce the saved constants, or a
-        ``ValueError`` says which differ.
+        ``ValueError`` says which differ; ``fit_options`` then refit the checked data (another
+        ``estimator``, say).
         """
         if os.path.isdir(path) and provenance.is_saved_result(path):
-            return cls._load_saved(path)
+            saved = cls._load_saved(path)
+            asked = {key: value for key, value in fit_options.items() if value is not None}
+            if not asked:
+                return saved
+            options = {"extrapolate_to": saved.targets, "estimator": saved.estimator, **asked}
+            return cls.from_results(saved.results, curves=saved.curves, law=saved.law, spec=saved.spec, **options)
         if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "plan.csv")):
             raise param_error("path", "load", "a sweep directory written by run_sweep(..., store=PATH) or a "
                               "result written by Result.save(PATH)", os.fspath(path))
@@ -245,7 +251,8 @@ class Result:
         """The exponent a and N_opt at the largest target by each approach, with bootstrap intervals.
 
         Approach 1 (envelope of training curves; needs ``curves``), 2 (IsoFLOP
-        parabolas, resampled within budgets) and 3 (parametric law, all runs), each under the
+        parabolas, resampled within budgets), 2b (the default estimator, each budget's curve in the
+        law's shape, resampled within budgets) and 3 (parametric law, all runs), each under the
         plan's FLOP convention. One row per approach: ``approach, a, a_low, a_high, params,
         params_low, params_high, resamples, reason`` (why it could not run; empty when it did).
         """
@@ -337,7 +344,8 @@ class Result:
         estimator, whose curves the optima describe."""
         if self.fit is None:
             return None
-        return estimators.curves(self.results, estimators.Fitted(self.optima, self.laws, self.fit))
+        fitted = estimators.curves(self.results, estimators.Fitted(self.optima, self.laws, self.fit))
+        return fitted[fitted["budget"].isin(self.optima["budget"])]  # not budgets left out for too few sizes
 
     def _headline(self) -> str:
         if self.laws.empty:

@@ -137,3 +137,43 @@ def test_stage_functions_compose():
     assert list(laws["quantity"]) == ["params", "tokens", "loss"] and optima["usable"].all()
     draws = ff.bootstrap_vpnls(results, n_resamples=5, seed=0, targets=[1e23])
     assert set(draws["resample"]) == {1, 2, 3, 4, 5} and set(draws["quantity"]) == {"a", "b", "params", "tokens"}
+
+
+def test_what_review_found_at_the_edges(tmp_path):
+    kwargs = {"model_kwargs": {"n_layer": 4}}
+    # repeats that agree exactly (no noise) are not a division by zero
+    exact = ff.find_optimal(GPT, "d_model", "d", "l", compute_budgets=BUDGETS[:3], repeats=2,
+                            law=ff.PlantedLaw(noise=0.0), **kwargs)
+    assert exact.fit.iloc[0]["noise_dof"] == 3 and np.isfinite(exact.exponent("params"))
+
+    # losses that do not curve (flat plus noise) fit or say why, but do not crash
+    plan = ff.plan_sweep(GPT, "d_model", BUDGETS[:3], points_per_budget=5, **kwargs)
+    flat = plan.assign(loss=3.0 * (1 + 0.01 * np.random.default_rng(0).standard_normal(len(plan))), status="completed")
+    with pytest.warns(ff.FitWarning):
+        ff.Result.from_results(flat)
+
+    # a 'flops' column holding the nominal budget with rounded token counts is still C = 6ND
+    results = ff.run_sweep(ff.plan_sweep(GPT, "d_model", BUDGETS[:4], **kwargs), mode="mock", seed=0)
+    rounded = results.assign(tokens=results["tokens"].map(lambda t: float(f"{t:.2g}")), flops=results["budget"])
+    assert ff.Result.from_results(rounded).exponent("params") == pytest.approx(
+        ff.Result.from_results(results).exponent("params"), abs=0.01)
+
+    # a saved result reloads under another estimator when asked, after its check
+    ff.Result.from_results(results).save(tmp_path / "r")
+    assert ff.load(tmp_path / "r", estimator="parabola").estimator == "parabola"
+    assert ff.load(tmp_path / "r", extrapolate_to=None).estimator == "vpnls"
+
+    # curves only for the budgets that were fitted; one budget is the parabola's, and says so
+    top = results[results["budget"] == BUDGETS[3]].nsmallest(2, "params")  # a budget 2 runs into its sizes
+    partial = pd.concat([results[results["budget"] != BUDGETS[3]], top])
+    with pytest.warns(ff.FitWarning, match="fewer than 3"):
+        shown = ff.Result.from_results(partial)
+    assert set(shown.isoflop_curves()["budget"]) == set(BUDGETS[:3])
+    with pytest.warns(ff.FitWarning, match="its minimum is the parabola's"):
+        one = ff.Result.from_results(results[results["budget"] == BUDGETS[0]])
+    assert one.estimator == "parabola" and "parabola fit" in one.chinchilla_table()
+
+    # two budgets of three sizes: no interval, and a warning that says so
+    two = ff.run_sweep(ff.plan_sweep(GPT, "d_model", BUDGETS[:2], points_per_budget=3, **kwargs), mode="mock")
+    with pytest.warns(ff.FitWarning, match="no degrees of freedom left"):
+        ff.Result.from_results(two)

@@ -41,6 +41,7 @@ class Fitted:
     optima: pd.DataFrame
     laws: pd.DataFrame
     law: pd.DataFrame | None = None
+    estimator: str = DEFAULT  # what made the optima (the parabola's, while VPNLS has too few budgets)
 
 
 def fit(frame: pd.DataFrame, estimator: str, func: str) -> Fitted:
@@ -50,13 +51,15 @@ def fit(frame: pd.DataFrame, estimator: str, func: str) -> Fitted:
     than 2 located minima for the parabola) the laws frame is empty, with a :class:`FitWarning`.
     """
     if frame.empty:
-        return Fitted(pd.DataFrame(columns=OPTIMA_COLUMNS), pd.DataFrame(columns=LAW_COLUMNS))
+        return Fitted(pd.DataFrame(columns=OPTIMA_COLUMNS), pd.DataFrame(columns=LAW_COLUMNS), estimator=estimator)
     if estimator == "vpnls":
         try:
             law = vpnls.fit_vpnls(frame)
-        except TooFewBudgetsError as exc:
+        except TooFewBudgetsError as exc:  # one budget: its minimum by the parabola, and said so
             _no_law(func, exc)
-            return Fitted(isoflop.fit_isoflops(frame), pd.DataFrame(columns=LAW_COLUMNS))
+            warn(f"{func}: with one budget the law's shape cannot be fitted, so its minimum is the parabola's "
+                 "(estimator 'parabola') until a second budget has runs.", FitWarning)
+            return Fitted(isoflop.fit_isoflops(frame), pd.DataFrame(columns=LAW_COLUMNS), estimator="parabola")
         optima = isoflop_shape.vpnls_optima(law, frame)
         for row in optima.itertuples():
             if row.flag:
@@ -68,14 +71,14 @@ def fit(frame: pd.DataFrame, estimator: str, func: str) -> Fitted:
         except TooFewBudgetsError as exc:
             _no_law(func, exc)
             laws = pd.DataFrame(columns=LAW_COLUMNS)
-        return Fitted(optima, laws, law)
+        return Fitted(optima, laws, law, estimator)
     optima = isoflop.fit_isoflops(frame)
     try:
         laws = fit_power_laws(optima)
     except TooFewBudgetsError as exc:
         _no_law(func, exc)
         laws = pd.DataFrame(columns=LAW_COLUMNS)
-    return Fitted(optima, laws)
+    return Fitted(optima, laws, estimator=estimator)
 
 
 def _no_law(func: str, exc: Exception) -> None:

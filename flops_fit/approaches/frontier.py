@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 
 
+_PROPORTIONAL = 0.005  # FLOPs per token within 0.5 % of k N at every size count as k N (rounded token counts)
+
+
 @dataclass(frozen=True)
 class FlopsCurve:
     """FLOPs per token against N, as the plan's convention charged the runs (knots in log-log space).
@@ -43,8 +46,9 @@ class FlopsCurve:
             return cls((0.0,), (math.log(6.0),))
         frame = pd.DataFrame({"x": np.log(params[ok].to_numpy(float)), "y": np.log(per_token[ok].to_numpy(float))})
         knots = frame.groupby("x")["y"].mean()
-        if np.allclose(knots.to_numpy() - knots.index.to_numpy(), knots.iloc[0] - knots.index[0], atol=1e-9):
-            return cls((0.0,), (float(knots.iloc[0] - knots.index[0]),))  # proportional to N: one number
+        offsets = knots.to_numpy() - knots.index.to_numpy()  # ln(FLOPs per token / N)
+        if np.ptp(offsets) < _PROPORTIONAL:  # proportional to N (up to rounding of logged counts): one number
+            return cls((0.0,), (float(offsets.mean()),))
         return cls(tuple(knots.index.astype(float)), tuple(knots.astype(float)))
 
     @property

@@ -184,12 +184,23 @@ def vpnls_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFram
     log_c = np.log(usable["budget"].to_numpy(float))
     se, se_dof = usable["log_params_se"].to_numpy(float), int(usable["se_dof"].iloc[0])
     if not (np.isfinite(se).all() and se_dof > 0):  # too few runs to know each optimum's error: unweighted
-        return laws.reset_index()[LAW_COLUMNS]
+        laws = laws.reset_index()[LAW_COLUMNS]
+        _warn_without_interval(func, laws)
+        return laws
     for quantity, column in (("params", "params_opt"), ("tokens", "tokens_opt")):
         found = _law_across(log_c, np.log(usable[column].to_numpy(float)), se, se_dof, confidence)
         for key, value in found.items():
             laws.at[quantity, key] = value
-    return laws.reset_index()[LAW_COLUMNS]
+    laws = laws.reset_index()[LAW_COLUMNS]
+    _warn_without_interval(func, laws)
+    return laws
+
+
+def _warn_without_interval(func: str, laws: pd.DataFrame) -> None:
+    bare = laws.loc[laws["dof"] <= 0, "quantity"].tolist()
+    if bare:
+        warn(f"{func}: the {' and '.join(bare)} law(s) have no degrees of freedom left (too few budgets or runs), "
+             "so they carry no interval. Add budgets, or sizes per budget.", FitWarning)
 
 
 def curve_loss(x: np.ndarray, coef: dict[str, float], alpha: float, beta: float, budget: float,

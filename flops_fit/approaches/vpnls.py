@@ -80,8 +80,9 @@ def _least_squares(x: np.ndarray, y: np.ndarray, loss: np.ndarray) -> object:
     fit = optimize.least_squares(_residuals, start, jac=_jacobian, args=args, method="lm",
                                  xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=2000)
     if fit.x[0] < 0 or fit.x[3] <= 0 or fit.x[4] <= 0:
-        fit = optimize.least_squares(_residuals, start, jac=_jacobian, args=args, method="trf",
-                                     bounds=([0, -np.inf, -np.inf, 1e-3, 1e-3], [loss.min(), np.inf, np.inf, 5, 5]),
+        low, high = np.array([0, -np.inf, -np.inf, 1e-3, 1e-3]), np.array([loss.min(), np.inf, np.inf, 5, 5])
+        inside = np.clip(start, low + 1e-9, np.where(np.isfinite(high), high * (1 - 1e-9), high))  # highs are > 0
+        fit = optimize.least_squares(_residuals, inside, jac=_jacobian, args=args, method="trf", bounds=(low, high),
                                      xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=2000)
     return fit
 
@@ -170,7 +171,10 @@ def fit_vpnls(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
     lack_p = float("nan")
     if noise_dof and dof > noise_dof:
         lack = (float(resid @ resid) - noise_var * noise_dof) / (dof - noise_dof)
-        lack_p = float(_deps.scipy_special().fdtrc(dof - noise_dof, noise_dof, max(lack, 0.0) / noise_var))
+        if noise_var > 0:
+            lack_p = float(_deps.scipy_special().fdtrc(dof - noise_dof, noise_dof, max(lack, 0.0) / noise_var))
+        elif lack > 1e-24:  # repeats agree exactly, yet the runs leave the law: any scatter is lack of fit
+            lack_p = 0.0
     var, used_dof = (noise_var, noise_dof) if noise_dof and noise_var > residual_var else (residual_var, dof)
     covariance = var * np.linalg.pinv(jac.T @ jac)
     log_loss = np.log(loss)
