@@ -228,6 +228,16 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
     return frame.reset_index(drop=True)
 
 
+def require_sizes(frame: pd.DataFrame, func: str, min_points: int) -> None:
+    """Every budget needs ``min_points`` distinct sizes for its minimum to show; else the error says which."""
+    for budget, group in frame.groupby("budget", sort=True):
+        n_sizes = group["params"].nunique()
+        if n_sizes < min_points:
+            raise param_error("results", func, f"at least {min_points} distinct model sizes at every budget",
+                              f"{n_sizes} at budget {budget:.4g}",
+                              f"Add runs at that budget or drop it: results[results['budget'] != {budget:.6g}].")
+
+
 def drop_thin_budgets(frame: pd.DataFrame, func: str, min_sizes: int = 3) -> pd.DataFrame:
     """The usable runs without the budgets that have fewer than ``min_sizes`` distinct sizes (a sweep part-way
     through, or runs that failed), with a :class:`FitWarning` naming them."""

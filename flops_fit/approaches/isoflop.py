@@ -15,7 +15,7 @@ import pandas as pd
 
 from .._checks import check_budgets, check_number, param_error, warn
 from ..errors import CannotFitError, FitWarning
-from ..frames import prepare_results
+from ..frames import prepare_results, require_sizes
 from ..schema import OPTIMA_COLUMNS
 from .estimates import estimate_rows
 
@@ -99,14 +99,8 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
         raise param_error("min_points", "fit_isoflops", "an integer of at least 3 (a parabola needs 3 points)", min_points)
     frame = prepare_results(results, "fit_isoflops")
     rows = []
+    require_sizes(frame, "fit_isoflops", min_points)
     for budget, group in frame.groupby("budget", sort=True):
-        n_sizes = group["params"].nunique()
-        if n_sizes < min_points:
-            raise param_error(
-                "results", "fit_isoflops", f"at least {min_points} distinct model sizes at every budget",
-                f"{n_sizes} at budget {budget:.4g}",
-                f"Add runs at that budget or drop it: results[results['budget'] != {budget:.6g}].",
-            )
         x, y, log_t = (np.log(group["params"].to_numpy(float)), group["loss"].to_numpy(float),
                        np.log(group["tokens"].to_numpy(float)))
         rows.append({"budget": float(budget), **budget_optimum(x, y, log_t)})

@@ -33,7 +33,7 @@ from ..frames import prepare_results
 from ..schema import LAW_COLUMNS, OPTIMA_COLUMNS
 from .estimates import estimate_rows
 from .frontier import FlopsCurve, optimal_log_params
-from .laws import fit_power_laws
+from .laws import fit_power_laws, t_quantile
 from .vpnls import APPROACH, check_budgets_for_fit, fit_with_arrays
 
 SHAPED_OPTIMA_COLUMNS = [*OPTIMA_COLUMNS, "log_params_se", "se_dof"]
@@ -52,7 +52,7 @@ def _budget_curve(x: np.ndarray, y: np.ndarray, loss: np.ndarray, alpha: float, 
     resid = design @ coef - 1.0
     E, A, B = (float(c) for c in coef)
     out = {"E": E, "A": A, "B": B, "rss": float(resid @ resid), "n": len(x), "has_minimum": A > 0 and B > 0,
-           "x_opt": float(x[np.argmin(loss)]), "spread": float("nan")}
+           "x_opt": float(x[np.argmin(loss)]), "spread": float("nan"), "inside": False}
     if out["has_minimum"]:
         out["x_opt"] = optimal_log_params(A, alpha, B, beta, budget, flops)
         grad = np.zeros(3)
@@ -63,6 +63,7 @@ def _budget_curve(x: np.ndarray, y: np.ndarray, loss: np.ndarray, alpha: float, 
             grad[i] = (optimal_log_params(up[1], alpha, up[2], beta, budget, flops)
                        - optimal_log_params(down[1], alpha, down[2], beta, budget, flops)) / (2 * step)
         out["spread"] = float(grad @ np.linalg.pinv(design.T @ design) @ grad)  # times sigma^2: Var ln N_opt
+        out["inside"] = bool(x.min() <= out["x_opt"] <= x.max())
     return out
 
 
@@ -113,7 +114,7 @@ def vpnls_optima(fit: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
             loss_opt, curvature = float(near[1]), float((near[0] - 2 * near[1] + near[2]) / 2e-4)
         else:
             loss_opt, curvature = float(loss.min()), float("nan")
-        inside = bool(c["has_minimum"] and lo <= x_opt <= hi)
+        inside = c["inside"]
         flag = ("" if inside else "no minimum (loss does not curve upwards)" if not c["has_minimum"]
                 else f"optimum outside the sampled sizes ({'below' if x_opt < lo else 'above'} them)")
         rows.append({"budget": budget, "params_opt": math.exp(x_opt),
@@ -141,13 +142,12 @@ def _law_across(log_c: np.ndarray, y: np.ndarray, se: np.ndarray, se_dof: int,
     covariance = bread @ (design.T * se**2) @ design @ bread
     weights = 1.0 / np.maximum(se, 1e-12) ** 2
     resid = y - design @ params
-    special = _deps.scipy_special()
     excess_dof, dof = len(y) - 2, se_dof
     if excess_dof > 0 and se_dof > 0:
         ratio = float((weights * resid**2).sum()) / excess_dof
-        if ratio > 1 and special.fdtrc(excess_dof, se_dof, ratio) < _EXCESS_P:
+        if ratio > 1 and _deps.scipy_special().fdtrc(excess_dof, se_dof, ratio) < _EXCESS_P:
             covariance, dof = covariance * ratio, excess_dof
-    t = float(special.stdtrit(dof, 0.5 + confidence / 2)) if dof > 0 else float("nan")
+    t = t_quantile(confidence, dof) if dof > 0 else float("nan")
     se_e = math.sqrt(max(covariance[1, 1], 0.0))
     total = float(((y - y.mean()) ** 2).sum())
     return {"coefficient": math.exp(params[0]), "exponent": float(params[1]), "exponent_se": se_e,
@@ -254,7 +254,7 @@ def bootstrap_vpnls(results: pd.DataFrame, *, n_resamples: int = 1000, seed: int
         located = []
         for budget, pick in picks:
             c = _budget_curve(np.log(n[pick]), np.log(d[pick]), loss[pick], alpha, beta, budget, flops)
-            if c["has_minimum"] and np.log(n[pick]).min() <= c["x_opt"] <= np.log(n[pick]).max():
+            if c["inside"]:
                 located.append((budget, c["x_opt"], c["spread"]))
         if len(located) < 2:
             continue

@@ -104,7 +104,7 @@ def _loss_floor(log_c: np.ndarray, loss: np.ndarray) -> float:
     return best if sse(best) < sse(0.0) else 0.0
 
 
-def _t_quantile(confidence: float, dof: int) -> float:
+def t_quantile(confidence: float, dof: int) -> float:
     """Two-sided Student-t critical value (scipy.special is far lighter to import than scipy.stats)."""
     return float(_deps.scipy_special().stdtrit(dof, 0.5 + confidence / 2))
 
@@ -137,7 +137,7 @@ def _fit_law(x: np.ndarray, y: np.ndarray, confidence: float, floor: bool) -> di
         s2 = float(resid @ resid) / dof
         covariance = s2 * np.linalg.pinv(jac.T @ jac)
         exponent_se = float(math.sqrt(max(covariance[-1, -1], 0.0)))
-        t = _t_quantile(confidence, dof)
+        t = t_quantile(confidence, dof)
     else:
         covariance = np.full((len(params), len(params)), np.nan)
         exponent_se = t = float("nan")
@@ -166,7 +166,7 @@ def predict_from_laws(laws: pd.DataFrame, compute: float, confidence: float | No
         covariance = np.array(row.covariance, dtype=float)
         power = math.exp(math.log(row.coefficient) + row.exponent * x0)
         level = getattr(row, "confidence", 0.95) if confidence is None else confidence  # older frames lack it
-        t = _t_quantile(level, row.dof) if row.dof > 0 else float("nan")
+        t = t_quantile(level, row.dof) if row.dof > 0 else float("nan")
         name = names[row.quantity]
         if row.floor > 0:  # y = E + exp(ln k + e x): interval on y itself
             grad = np.array([1.0, power, x0 * power])

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import _deps
 from .._checks import param_error
 from ..errors import TooFewBudgetsError
-from ..frames import prepare_results
+from ..frames import prepare_results, require_sizes
 
 APPROACH = "2b: IsoFLOP curves in the law's shape (vpnls)"
 FIT_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "r2", "residual_sd", "noise_sd", "noise_dof",
@@ -105,12 +105,7 @@ def _repeat_noise(frame: pd.DataFrame) -> tuple[float, int]:
 
 def check_budgets_for_fit(frame: pd.DataFrame, func: str, min_points: int) -> None:
     """Every budget needs ``min_points`` distinct sizes (its minimum must show), and the law 2 budgets."""
-    for budget, group in frame.groupby("budget", sort=True):
-        n_sizes = group["params"].nunique()
-        if n_sizes < min_points:
-            raise param_error("results", func, f"at least {min_points} distinct model sizes at every budget",
-                              f"{n_sizes} at budget {budget:.4g}",
-                              f"Add runs at that budget or drop it: results[results['budget'] != {budget:.6g}].")
+    require_sizes(frame, func, min_points)
     if frame["budget"].nunique() < 2:
         raise TooFewBudgetsError(str(param_error(
             "results", func, "runs at 2 or more compute budgets (one budget cannot separate the N and D terms)",
