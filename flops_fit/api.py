@@ -95,7 +95,12 @@ def find_optimal(
     **options
         Planning options, any field of :class:`~flops_fit.PlanSpec` (``points_per_budget``,
         ``tokens_per_param``, ``size_span``, ``size_values``, ``size_range``, ``multiple_of``,
-        ``flop_convention``, ``model_kwargs``, ``repeats``), replacing that field of ``spec``.
+        ``flop_convention``, ``model_kwargs``, ``repeats``, ``strategy``, ``target_precision``,
+        ``max_compute``, ``target_compute``, ``parallel``), replacing that field of ``spec``.
+        ``strategy="adaptive"`` starts from three sizes a budget and adds ``parallel`` runs at a time,
+        chosen from the runs so far, until N_opt at ``target_compute`` (default 100x the largest budget)
+        is known within ``target_precision`` or ``max_compute`` FLOPs are spent; each run's ``reason``
+        says why it was added.
 
     Returns
     -------
@@ -191,14 +196,30 @@ class SweepPlan:
             self.plan, self.model_cls, dataset if dataset is not None else self.dataset,
             loss_fn if loss_fn is not None else self.loss_fn, mode=mode, law=law, seed=seed, return_curves=True,
             model_size_param=self.model_size_param, spec=self.spec, **run_options)
-        return Result.from_results(results, curves=curves, plan=self.plan, extrapolate_to=extrapolate_to,
+        adaptive = self.spec is not None and self.spec.strategy == "adaptive"
+        plan = results[[c for c in self.plan.columns if c in results.columns]] if adaptive else self.plan
+        return Result.from_results(results, curves=curves, plan=plan, extrapolate_to=extrapolate_to,
                                    spec=self.spec, estimator=estimator)
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the plan is an adaptive sweep's start design (more runs are chosen as it runs)."""
+        return self.spec is not None and self.spec.strategy == "adaptive"
+
+    def describe(self) -> str:
+        """One line: how many runs, over which budgets, and what they spend (for an adaptive sweep, at most)."""
+        head = f"{len(self.plan)} runs over {len(self.compute_budgets)} budgets, total {self.total_compute:.3g} FLOPs"
+        if not self.adaptive:
+            return head
+        spec = self.spec
+        cap = spec.max_compute if spec.max_compute is not None else spec.points_per_budget * sum(self.compute_budgets)
+        target = spec.target_compute if spec.target_compute is not None else 100 * max(self.compute_budgets)
+        return (f"adaptive: a start design of {head}; batches of {spec.parallel} run(s) are added until N_opt at "
+                f"{target:.3g} FLOPs is known within +-{spec.target_precision:.0%} (95 %) or {cap:.3g} FLOPs "
+                "are spent")
+
     def __repr__(self) -> str:
-        return (f"SweepPlan({len(self.plan)} runs over {len(self.compute_budgets)} budgets, "
-                f"total {self.total_compute:.3g} FLOPs)\n{self.summary().to_string()}")
+        return f"SweepPlan({self.describe()})\n{self.summary().to_string()}"
 
     def _repr_html_(self) -> str:
-        head = (f"<b>SweepPlan</b>: {len(self.plan)} runs over {len(self.compute_budgets)} budgets, "
-                f"total {self.total_compute:.3g} FLOPs")
-        return head + self.summary().to_html()
+        return f"<b>SweepPlan</b>: {self.describe()}" + self.summary().to_html()

@@ -34,6 +34,7 @@ class SweepExecution:
     def __init__(self, plan: pd.DataFrame, job: Job, store: SweepStore | None, retry_failed: bool,
                  executor: Any, callbacks: Sequence[Callback], progress: bool, spec: PlanSpec | None = None) -> None:
         self.plan, self.job, self.store, self.executor, self.spec = plan, job, store, executor, spec
+        self.retry_failed = retry_failed
         self.callbacks = list(callbacks)
         self.emit = emitter(self.callbacks)  # reaches callbacks appended later (progress bars, a handle)
         self.progress = progress
@@ -87,8 +88,17 @@ class SweepExecution:
             self.curves[row["run_id"]] = curve
         self.emit({"type": "run_end", "run_id": row["run_id"], **outcome})
 
+    def extend(self, plan: pd.DataFrame) -> None:
+        """Add runs to the sweep (an adaptive sweep's next batch); the next :meth:`run` runs them."""
+        fresh = plan[~plan["run_id"].isin(self.plan["run_id"])]
+        self.plan = pd.concat([self.plan, fresh], ignore_index=True)
+        if self.store is not None:
+            self.store.add_plan(fresh, self.spec)
+            self._reuse_finished(self.store, self.retry_failed)
+
     # -- running ------------------------------------------------------------------------------------
     def run(self) -> None:
+        self.todo = [row for row in self.plan.to_dict("records") if row["run_id"] not in self.outcomes]
         bars = None
         if self.progress and self.todo:
             bars = TqdmProgress(len(self.todo))

@@ -13,16 +13,20 @@ import pandas as pd
 
 from ._checks import check_choice, check_seed, param_error, warn
 from .events import Callback
+from .adaptive import AdaptiveExecution
 from .execution import SweepExecution
 from .handle import SweepHandle
 from .ids import unreadable
 from .jobs import Job, MockJob, TrainJob
 from .mock import PlantedLaw, check_law
+from .planning.adaptive import REASONS, AdaptiveDesign, check_resumable
+from .planning.planner import plan_rows
+from .planning.rows import PlanRows
 from .schema import MODES, PLAN_REQUIRED
 from .spec import PlanSpec
 from .store import SweepStore
 from .training.config import TrainConfig, steps_for
-from .training.data import split_eval, tokens_per_sample
+from .training.data import sample_pair, split_eval, tokens_per_sample
 from .training.preflight import check_setup
 
 logger = logging.getLogger(__name__)
@@ -147,14 +151,69 @@ def run_sweep(
         if not isinstance(flag, bool):
             raise param_error(name, func, "True or False", flag)
     show = progress if progress is not None else (mode == "local" and not background and sys.stderr.isatty())
-    sweep = SweepExecution(plan, job, SweepStore(store, writer=True) if store is not None else None, retry_failed,
-                           executor, callbacks, show, spec)
+    opened = SweepStore(store, writer=True) if store is not None else None
+    sweep: SweepExecution
+    if spec is not None and spec.strategy == "adaptive":
+        design, plan = _adaptive_design(plan, spec, opened, model_cls, dataset, mode, train_config, model_size_param,
+                                        model_kwargs)
+        sweep = AdaptiveExecution(plan, job, opened, retry_failed, executor, callbacks, show, design.spec,
+                                  design=design)
+    else:
+        sweep = SweepExecution(plan, job, opened, retry_failed, executor, callbacks, show, spec)
     if background:
         return SweepHandle(sweep)
     sweep.run()
     results = sweep.results()
     logger.info("%s sweep: %d runs, %s", mode, len(results), results["status"].value_counts().to_dict())
     return (results, sweep.curve_frame()) if return_curves else results
+
+
+def _adaptive_design(plan: pd.DataFrame, spec: PlanSpec, store: SweepStore | None, model_cls: Any, dataset: Any,
+                     mode: str, train_config: TrainConfig | None, model_size_param: str | None,
+                     model_kwargs: Mapping[str, Any] | None) -> tuple[AdaptiveDesign, pd.DataFrame]:
+    """The design that proposes an adaptive sweep's next runs, and the plan to start from: ``plan`` (its start
+    design, from plan_sweep) with the runs the sweep directory holds from an earlier start of the same sweep."""
+    func = "run_sweep"
+    if not callable(model_cls):
+        raise param_error("model_cls", func, "the model factory (an adaptive sweep builds new sizes as it goes)",
+                          model_cls)
+    param, settings = _model_settings(plan, model_size_param, model_kwargs)
+    if dict(settings) != dict(spec.model_kwargs):
+        spec = PlanSpec.from_options(spec, {"model_kwargs": settings}, func)
+    if mode == "local":
+        config = train_config or TrainConfig()
+        facts = {"example_input": sample_pair(dataset, 0, "dataset")[0], "tokens_per_sample": tokens_per_sample(dataset),
+                 "train_config": config}
+    else:
+        planned = _plan_setting(plan, "tokens_per_sample")
+        facts = {"example_input": None, "tokens_per_sample": None if planned is None else int(planned),
+                 "train_config": None}
+    budgets = sorted(plan["budget"].astype(float).unique())
+    rows = plan_rows(model_cls, param, budgets, spec, facts["example_input"], facts["tokens_per_sample"],
+                     facts["train_config"], func)
+    design = AdaptiveDesign(rows, budgets)
+    if "reason" not in plan.columns or not plan["reason"].isin(REASONS).all():
+        raise param_error("plan", func, "the start design of plan_sweep(..., strategy='adaptive')",
+                          "a plan with other rows", "Plan with the same spec you run with.")
+    if not _rows_of(plan, rows).all():
+        raise param_error("plan", func, "a plan made with the settings this adaptive sweep runs with", "another plan",
+                          "Its run ids differ from what these settings make (model, FLOP convention or training "
+                          "settings changed): plan again with them, e.g. find_optimal(..., strategy='adaptive').")
+    if store is not None:
+        check_resumable(store.spec(), spec, str(store.path))
+        stored = store.plan()
+        if not stored.empty and "reason" in stored.columns:
+            stored = stored[stored["reason"].isin(REASONS) & ~stored["run_id"].isin(plan["run_id"])]
+            if not stored.empty:
+                ours = stored[_rows_of(stored, rows).to_numpy()]
+                plan = pd.concat([plan, ours[plan.columns.intersection(ours.columns)]], ignore_index=True)
+    return design, plan
+
+
+def _rows_of(plan: pd.DataFrame, rows: PlanRows) -> pd.Series:
+    """Which of ``plan``'s rows these settings would make with the same run_id."""
+    return pd.Series([rows.row(float(r.budget), int(r.size), int(r.repeat or 0), str(r.reason))["run_id"] == r.run_id
+                      for r in plan.itertuples()], index=plan.index)
 
 
 def _check_plan(plan: object, func: str) -> None:

@@ -34,6 +34,9 @@ PLAN_COLUMNS = [
     "size_param", "model_kwargs", "tokens_per_sample",
     # 0, or 1.. for the extra runs of a size that PlanSpec.repeats asked for (each its own seed)
     "repeat",
+    # why the run is in the plan: "grid" (a fixed plan), "listed" (size_values), or an adaptive sweep's
+    # "new budget", "bracket left", "bracket right", "refine"
+    "reason",
 ]
 # what run_sweep needs of a plan someone else made
 PLAN_REQUIRED = ["run_id", "budget", "size", "params", "flops_per_token", "tokens"]

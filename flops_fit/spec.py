@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_int_list, check_number, param_error
+from ._checks import check_choice, check_int_list, check_number, param_error
 from .flops import FlopConvention, convention_name, is_recorded, resolve_convention
 from .ids import record_json, to_json
+
+
+STRATEGIES = ("fixed", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,14 @@ class PlanSpec:
     # runs of each budget's middle size (the one nearest the prior optimum), each under its own seed: the
     # run-to-run noise they show enters the intervals (1: no repeats)
     repeats: int = 1
+    # "fixed": points_per_budget sizes at every budget, planned up front. "adaptive": a small start design, then
+    # batches chosen from the runs so far (planning/adaptive.py) until target_precision or max_compute
+    strategy: str = "fixed"
+    # adaptive: stop when the 95 % interval of N_opt at target_compute is this narrow ((high - low) / 2 / N_opt)
+    target_precision: float = 0.1
+    max_compute: float | None = None  # adaptive: FLOPs it may spend; None: what the fixed design would spend
+    target_compute: float | None = None  # adaptive: where precision is judged; None: 100x the largest budget
+    parallel: int = 1  # adaptive: runs proposed at a time, so an executor with this many workers stays busy
     caller: InitVar[str] = "PlanSpec"  # the function named in error messages
 
     def __post_init__(self, caller: str) -> None:
@@ -59,6 +70,17 @@ class PlanSpec:
         set_(self, "size_span", check_number(self.size_span, "size_span", func, above=1.0))
         set_(self, "multiple_of", check_number(self.multiple_of, "multiple_of", func, integer=True))
         set_(self, "repeats", check_number(self.repeats, "repeats", func, integer=True))
+        check_choice(self.strategy, "strategy", func, STRATEGIES)
+        precision = self.target_precision
+        if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < 1:
+            raise param_error("target_precision", func, "a number strictly between 0 and 1", precision,
+                              "It is the relative half-width of the 95 % interval of N_opt to stop at: 0.1 "
+                              "means within about +-10 %.")
+        set_(self, "target_precision", float(precision))
+        for name in ("max_compute", "target_compute"):
+            if getattr(self, name) is not None:
+                set_(self, name, check_number(getattr(self, name), name, func))
+        set_(self, "parallel", check_number(self.parallel, "parallel", func, integer=True))
         if not is_recorded(self.flop_convention):
             resolve_convention(self.flop_convention, func)
         if self.size_values is not None and self.size_range is not None:

@@ -16,7 +16,9 @@ from .conftest import BUDGETS, Stack
 
 def test_plan_columns_and_budgets(gpt_plan):
     assert list(gpt_plan.columns) == ["run_id", "budget", "size", "params", "flops_per_token", "tokens", "flops",
-                                      "tokens_per_param", "status", "size_param", "model_kwargs", "tokens_per_sample", "repeat"]
+                                      "tokens_per_param", "status", "size_param", "model_kwargs", "tokens_per_sample", "repeat",
+                                      "reason"]
+    assert (gpt_plan["reason"] == "grid").all()
     assert (gpt_plan["size_param"] == "d_model").all()  # each row says how to build its run
     assert json.loads(gpt_plan["model_kwargs"].iloc[0]) == {"n_layer": 4}
     assert sorted(gpt_plan["budget"].unique()) == BUDGETS

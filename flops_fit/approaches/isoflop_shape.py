@@ -52,7 +52,8 @@ def _budget_curve(x: np.ndarray, y: np.ndarray, loss: np.ndarray, alpha: float, 
     resid = design @ coef - 1.0
     E, A, B = (float(c) for c in coef)
     out = {"E": E, "A": A, "B": B, "rss": float(resid @ resid), "n": len(x), "has_minimum": A > 0 and B > 0,
-           "x_opt": float(x[np.argmin(loss)]), "spread": float("nan"), "inside": False}
+           "x_opt": float(x[np.argmin(loss)]), "spread": float("nan"), "inside": False,
+           "information": design.T @ design, "grad": np.zeros(3)}
     if out["has_minimum"]:
         out["x_opt"] = optimal_log_params(A, alpha, B, beta, budget, flops)
         grad = np.zeros(3)
@@ -62,6 +63,7 @@ def _budget_curve(x: np.ndarray, y: np.ndarray, loss: np.ndarray, alpha: float, 
             up[i], down[i] = coef[i] + step, coef[i] - step
             grad[i] = (optimal_log_params(up[1], alpha, up[2], beta, budget, flops)
                        - optimal_log_params(down[1], alpha, down[2], beta, budget, flops)) / (2 * step)
+        out["grad"] = grad
         out["spread"] = float(grad @ np.linalg.pinv(design.T @ design) @ grad)  # times sigma^2: Var ln N_opt
         out["inside"] = bool(x.min() <= out["x_opt"] <= x.max())
     return out
@@ -75,6 +77,25 @@ def _curves(frame: pd.DataFrame, alpha: float, beta: float, flops: FlopsCurve) -
                       group["loss"].to_numpy(float))
         found.append((float(budget), group, _budget_curve(x, y, loss, alpha, beta, float(budget), flops)))
     return found
+
+
+def budget_curves(fit: pd.DataFrame, results: pd.DataFrame) -> list[dict[str, object]]:
+    """Each budget's curve in the law's shape with the exponents of ``fit``, as a design sees it: ``budget, E, A,
+    B, x_opt`` (ln N_opt), ``inside``, ``has_minimum``, ``information`` (the 3x3 matrix D'D of the budget's rows
+    [1, N^-alpha, D^-beta] / loss, in relative error) and ``grad`` (of ln N_opt in E, A, B), so that
+    Var ln N_opt = noise variance * grad' (D'D)^-1 grad; and ``noise``, the relative noise variance those use."""
+    row = fit.iloc[0]
+    frame = prepare_results(results, "budget_curves")
+    curves = _curves(frame, float(row["alpha"]), float(row["beta"]), FlopsCurve.from_results(frame))
+    var, _ = _noise(curves, row)
+    return [{"budget": budget, **c, "noise": var} for budget, _, c in curves]
+
+
+def design_row(x: float, y: float, alpha: float, beta: float, curve: dict[str, object]) -> np.ndarray:
+    """The row a run at ln N = ``x``, ln D = ``y`` would add to a budget's ``information`` (see
+    :func:`budget_curves`), scaled by the loss the curve predicts there."""
+    row = _design(np.array([x]), np.array([y]), alpha, beta)[0]
+    return row / float(row @ [curve["E"], curve["A"], curve["B"]])
 
 
 def _noise(curves: list[tuple[float, pd.DataFrame, dict[str, float]]], fit: pd.Series) -> tuple[float, int]:

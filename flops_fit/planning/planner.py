@@ -11,13 +11,16 @@ import pandas as pd
 
 from .._checks import check_budgets, check_number, param_error, warn
 from ..errors import FitWarning, SizeSearchError
-from ..flops import NEEDS_MODEL, FlopContext, convention_name, resolve_convention
-from ..schema import PLAN_COLUMNS, Status
-from ..training.config import TrainConfig, describe
-from ..training.data import infer_tokens_per_sample
-from ..ids import make_run_id, record_json, unreadable
-from .sizes import SizeSpace, build_meta, factory_name
+from ..flops import resolve_convention
+from ..ids import unreadable
 from ..spec import PlanSpec
+from ..training.config import TrainConfig
+from ..training.data import infer_tokens_per_sample
+from .adaptive import AdaptiveDesign
+from .rows import PlanRows, prior_fpt, prior_optimum
+from .sizes import SizeSpace, factory_name
+
+__all__ = ["plan_rows", "plan_sweep", "prior_optimum"]
 
 
 def plan_sweep(
@@ -57,9 +60,13 @@ def plan_sweep(
     **options
         Any field of :class:`~flops_fit.PlanSpec` (``points_per_budget=9``,
         ``tokens_per_param=20``, ``size_span=100``, ``size_values``, ``size_range``,
-        ``multiple_of=1``, ``flop_convention="6N"``, ``model_kwargs``, ``repeats=1``), replacing that field
+        ``multiple_of=1``, ``flop_convention="6N"``, ``model_kwargs``, ``repeats=1``, ``strategy="fixed"``,
+        ``target_precision=0.1``, ``max_compute``, ``target_compute``, ``parallel=1``), replacing that field
         of ``spec``. ``size_values`` are run exactly, at every budget where they get one optimiser step
         (``points_per_budget``, ``size_span`` and the prior then only warn, never refuse).
+        ``strategy="adaptive"`` returns only the start design, three sizes a budget about the prior (a factor
+        ``sqrt(size_span)`` apart); :func:`run_sweep` given the same ``spec`` adds runs batch by batch
+        (see :mod:`flops_fit.planning.adaptive`).
 
     Returns
     -------
@@ -69,7 +76,9 @@ def plan_sweep(
         built and trained from its row alone: ``size_param`` (the knob's name), ``model_kwargs``
         (the fixed settings, as JSON) and ``tokens_per_sample`` (empty when not known), and
         ``repeat`` (0, or 1.. for the extra runs of each budget's middle size that ``repeats`` asks
-        for; each has its own run_id and seed). Sorted by budget then size.
+        for; each has its own run_id and seed), and ``reason``: why the run is planned (``"grid"``,
+        ``"listed"`` for ``size_values``; an adaptive sweep's ``"new budget"``, ``"bracket left"``,
+        ``"bracket right"``, ``"refine"``). Sorted by budget then size.
 
     Raises
     ------
@@ -102,33 +111,19 @@ def plan_sweep(
     budgets = check_budgets(compute_budgets, func)
     if train_config is not None and not isinstance(train_config, TrainConfig):
         raise param_error("train_config", func, "a flops_fit.TrainConfig", train_config)
-    per_token_of = resolve_convention(spec.flop_convention, func)
-    tokens_known = tokens_per_sample is not None or example_input is not None
-    if tokens_per_sample is None:
-        tokens_per_sample = infer_tokens_per_sample(example_input)
-    sample_tokens = check_number(tokens_per_sample, "tokens_per_sample", func, integer=True)
-    # the prior and the servable range use 6N unless the convention is a function of N alone
-    needs_model = isinstance(spec.flop_convention, str) and spec.flop_convention in NEEDS_MODEL
-    fpt = (lambda n: 6.0 * n) if needs_model else (lambda n: per_token_of(FlopContext(int(n))))
-
+    resolve_convention(spec.flop_convention, func)
+    rows = plan_rows(model_cls, model_size_param, budgets, spec, example_input, tokens_per_sample, train_config, func)
+    if spec.strategy == "adaptive":
+        return AdaptiveDesign(rows, budgets).start()
     half = math.log(spec.size_span) / 2
-    priors = {b: prior_optimum(b, spec.tokens_per_param, fpt) for b in budgets}
-    space = SizeSpace(
-        model_cls, model_size_param, values=spec.size_values, value_range=spec.size_range or (spec.multiple_of, None),
-        multiple_of=spec.multiple_of, model_kwargs=spec.model_kwargs,
-        max_params_needed=max(priors.values()) * math.exp(half),
-    )
+    priors = {b: rows.prior_optimum(b) for b in budgets}
+    space, k = rows.space, spec.points_per_budget
     if spec.size_values is None:  # explicit sizes are run as given: the prior only warns (below)
-        _check_servable(space, budgets, priors, half, spec.tokens_per_param, fpt)
-    min_tokens = (train_config.batch_size if train_config is not None else 1) * sample_tokens  # one step
-
-    factory, k = factory_name(model_cls), spec.points_per_budget
-    training = describe(train_config) if train_config is not None else None
-    settings = record_json(spec.model_kwargs)
-    rows = []
+        _check_servable(space, budgets, priors, half, spec.tokens_per_param, rows.fpt)
+    planned = []
     for budget in budgets:
         if spec.size_values is not None:
-            sizes = _explicit_sizes(space, budget, priors[budget], spec.tokens_per_param, fpt, min_tokens)
+            sizes = _explicit_sizes(rows, budget, priors[budget])
         else:
             sizes = _choose_sizes(space, math.log(priors[budget]), half, k)
         if len(sizes) < 3 and spec.size_values is not None:
@@ -146,62 +141,54 @@ def plan_sweep(
                 f"distinct size of '{model_size_param}' the factory can build in range. Widen size_range or "
                 "size_span for more.", UserWarning)
         middle = min(sizes, key=lambda s: abs(math.log(space.params_of(s) / priors[budget])))
+        reason = "listed" if spec.size_values is not None else "grid"
         for size, repeat in [(s, r) for s in sizes for r in range(spec.repeats if s == middle else 1)]:
-            params = space.params_of(size)
-            model = build_meta(model_cls, model_size_param, size, spec.model_kwargs) if needs_model else None
-            per_token = float(per_token_of(FlopContext(int(params), model, example_input, sample_tokens)))
-            tokens = max(int(round(budget / per_token)), 1)
-            rows.append({
-                "run_id": make_run_id(model=factory, param=model_size_param, model_kwargs=spec.model_kwargs,
-                                      budget=budget, size=size, tokens=tokens,
-                                      flop_convention=convention_name(spec.flop_convention), training=training,
-                                      **({"repeat": repeat} if repeat else {})),
-                "budget": budget, "size": int(size), "params": int(params), "flops_per_token": per_token,
-                "tokens": tokens, "flops": per_token * tokens, "tokens_per_param": tokens / params,
-                "status": Status.PENDING.value, "size_param": model_size_param, "model_kwargs": settings,
-                # only when known: run_sweep then checks the training data against it
-                "tokens_per_sample": sample_tokens if tokens_known else None, "repeat": repeat,
-            })
-    plan = pd.DataFrame(rows, columns=PLAN_COLUMNS)
-    plan["tokens_per_sample"] = plan["tokens_per_sample"].astype("Int64")
-    return plan
+            planned.append(rows.row(budget, size, repeat, reason))
+    return rows.frame(planned)
 
 
-def prior_optimum(budget: float, tokens_per_param: float, fpt: Callable[[float], float]) -> float:
-    """N at which ``budget = fpt(N) * tokens_per_param * N``: the size the prior expects to be optimal."""
-    lo, hi = 0.0, 80.0  # bisection on ln N; fpt is increasing in N
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        n = math.exp(mid)
-        if fpt(n) * tokens_per_param * n < budget:
-            lo = mid
-        else:
-            hi = mid
-    return math.exp((lo + hi) / 2)
+def plan_rows(model_cls: Callable[..., Any], model_size_param: str, budgets: Sequence[float], spec: PlanSpec,
+              example_input: Any, tokens_per_sample: int | None, train_config: TrainConfig | None,
+              func: str) -> PlanRows:
+    """How rows of this sweep are made: the size knob searched far enough for every budget's prior (and, for an
+    adaptive sweep, 100x beyond it, where it may need to go), the convention, the data and training facts."""
+    tokens_known = tokens_per_sample is not None or example_input is not None
+    if tokens_per_sample is None:
+        tokens_per_sample = infer_tokens_per_sample(example_input)
+    sample_tokens = check_number(tokens_per_sample, "tokens_per_sample", func, integer=True)
+    fpt = prior_fpt(spec)
+    reach = math.exp(math.log(spec.size_span) / 2) * (100.0 if spec.strategy == "adaptive" else 1.0)
+    space = SizeSpace(
+        model_cls, model_size_param, values=spec.size_values, value_range=spec.size_range or (spec.multiple_of, None),
+        multiple_of=spec.multiple_of, model_kwargs=spec.model_kwargs,
+        max_params_needed=max(prior_optimum(b, spec.tokens_per_param, fpt) for b in budgets) * reach,
+    )
+    return PlanRows(space, spec, example_input, sample_tokens, tokens_known, train_config)
 
 
 def _budget_for(params: float, tokens_per_param: float, fpt: Callable[[float], float]) -> float:
     return fpt(params) * tokens_per_param * params
 
 
-def _explicit_sizes(space: SizeSpace, budget: float, prior: float, ratio: float, fpt: Callable[[float], float],
-                    min_tokens: int) -> list[int]:
+def _explicit_sizes(rows: PlanRows, budget: float, prior: float) -> list[int]:
     """``size_values`` as given, less those too large to get one optimiser step at ``budget``; a FitWarning when
     the prior optimum lies outside them (the sizes are run all the same: the prior is only a guess)."""
+    space = rows.space
     values = list(space.values or [])
-    fits = [v for v in values if budget / fpt(space.params_of(v)) >= min_tokens]
+    fits = [v for v in values if rows.trainable(budget, v)]
     if len(fits) < len(values):
         dropped = [v for v in values if v not in fits]
         warn(f"plan_sweep: budget {budget:.3g} is too small to train {space.param}={dropped} for even one "
-             f"optimiser step ({min_tokens} tokens); those sizes are left out at this budget.", UserWarning)
+             f"optimiser step ({rows.step_tokens} tokens); those sizes are left out at this budget.", UserWarning)
     if fits:
         low, high = space.params_of(fits[0]), space.params_of(fits[-1])
         if not low <= prior <= high:
             side, fix = (("below", "add smaller sizes to size_values") if prior < low
                          else ("above", "add larger sizes to size_values"))
             warn(f"plan_sweep: at budget {budget:.3g} the prior optimum (~{prior:.3g} params at "
-                 f"tokens_per_param={ratio:g}) lies {side} the sizes given ({low:.3g}..{high:.3g} params); they are run as given. If the "
-                 f"minimum is not bracketed, {fix} (or set tokens_per_param to what you expect).", FitWarning)
+                 f"tokens_per_param={rows.spec.tokens_per_param:g}) lies {side} the sizes given ({low:.3g}..{high:.3g} "
+                 f"params); they are run as given. If the minimum is not bracketed, {fix} (or set tokens_per_param "
+                 "to what you expect).", FitWarning)
     return fits
 
 
