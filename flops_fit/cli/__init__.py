@@ -21,13 +21,16 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 import flops_fit as ff
+from flops_fit.api import training_facts
 from flops_fit.live import readable_backtest
+from flops_fit.planning.adaptive import REASONS
 from flops_fit.spec import PlanSpec
 from flops_fit.store import SweepStore
 
 PLAN_CONFIG = "plan_config.yaml"  # what ff-plan leaves for ff-train: which factory to import, and its knob
 # PlanSpec's fields as types OmegaConf checks; model_kwargs come from the `model:` node instead
-_CONFIG_TYPES = {"size_values": Optional[list[int]], "size_range": Optional[list[int]], "flop_convention": str}
+_CONFIG_TYPES = {"size_values": Optional[list[int]], "size_range": Optional[list[int]], "flop_convention": str,
+                 "max_compute": Optional[float], "target_compute": Optional[float]}
 
 
 def planning_schema() -> type:
@@ -81,24 +84,42 @@ def run_train(cfg: DictConfig) -> Any:
     planned = OmegaConf.load(sweep_dir / PLAN_CONFIG)
     factory, settings = _factory(planned.model)
     store = SweepStore(sweep_dir)
-    spec = store.spec()
-    common = dict(store=str(sweep_dir), retry_failed=bool(cfg.retry_failed), model_size_param=planned.size_param,
-                  model_kwargs=settings, spec=spec)
-    plan = store.plan()
-    if cfg.mode == "mock":
-        results = ff.run_sweep(plan, mode="mock", seed=int(cfg.seed),
-                               law=ff.PlantedLaw(**OmegaConf.to_container(cfg.law)), **common)
-    else:
+    spec, plan = store.spec(), store.plan()
+    loop = {k: cfg[k] for k in ("strategy", "target_precision", "max_compute", "parallel") if cfg[k] is not None}
+    dataset = held = loss = config = None
+    if cfg.mode != "mock":
         dataset = hydra.utils.instantiate(cfg.dataset)
         held = hydra.utils.instantiate(cfg.eval_dataset) if cfg.eval_dataset is not None else None
         loss = hydra.utils.get_object(cfg.loss._target_)
         config = ff.TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
+    if loop:
+        spec = PlanSpec.from_options(spec, {**loop, "model_kwargs": settings}, "ff-train")
+        if spec.strategy == "adaptive" and not ("reason" in plan.columns and plan["reason"].isin(REASONS).all()):
+            plan = _adaptive_start(store, plan, spec, factory, planned.size_param, cfg.mode, dataset, config)
+    common = dict(store=str(sweep_dir), retry_failed=bool(cfg.retry_failed), model_size_param=planned.size_param,
+                  model_kwargs=settings, spec=spec)
+    if cfg.mode == "mock":
+        results = ff.run_sweep(plan, factory, mode="mock", seed=int(cfg.seed),
+                               law=ff.PlantedLaw(**OmegaConf.to_container(cfg.law)), **common)
+    else:
         results = ff.run_sweep(plan, factory, dataset, loss, mode=cfg.mode, train_config=config, eval_dataset=held,
                                **common)
     counts = results["status"].value_counts().to_dict()
     print(f"{len(results)} runs in {sweep_dir}: {counts}")
     print(f"next: ff-analyze sweep_dir={sweep_dir}")
     return results
+
+
+def _adaptive_start(store: SweepStore, plan: Any, spec: PlanSpec, factory: Any, size_param: str, mode: str,
+                    dataset: Any, config: Any) -> Any:
+    """``ff-train strategy=adaptive`` on a directory ff-plan planned with a fixed design: the adaptive start
+    design at the same budgets instead, as long as none of the fixed runs has run."""
+    if not store.finished().empty:
+        raise ValueError(f"{store.path} was planned with a fixed design and runs of it have finished; an adaptive "
+                         "sweep there would mix the two. Plan it adaptively in a new directory: ff-plan "
+                         "planning.strategy=adaptive sweep_dir=<new>.")
+    facts = training_facts(dataset, mode, config)
+    return ff.plan_sweep(factory, size_param, sorted(plan["budget"].unique()), spec=spec, **facts)
 
 
 def run_analyze(cfg: DictConfig) -> ff.Result:
