@@ -198,10 +198,30 @@ def isoflops_figure(snap: Snapshot) -> go.Figure:
     optima, _ = _fits(snap)
     fitted, named = (None, {}) if snap.result is None else (
         snap.result.isoflop_curves(), {"estimator": snap.result.estimator})
-    fig = plot_isoflops(snap.results, optima, budgets=sorted(snap.results["budget"].unique()), fitted=fitted, **named)
+    fig = plot_isoflops(snap.results, optima, budgets=sorted(snap.results["budget"].unique()), fitted=fitted,
+                        proposed=proposed_points(snap.results, fitted), **named)
     if snap.result is None:
         fig.update_layout(title="IsoFLOP curves: waiting for the first run")
     return fig
+
+
+def proposed_points(results: pd.DataFrame, fitted: pd.DataFrame | None) -> pd.DataFrame:
+    """Runs not yet finished (``budget, params, loss, reason``), each at the loss its budget's fitted curve
+    expects (or, before a curve, the budget's median loss so far); those with neither are left out."""
+    waiting = results[results["status"].isin(["pending", "running"])]
+    rows = []
+    for run in waiting.itertuples():
+        curve = None if fitted is None else fitted[fitted["budget"] == run.budget].sort_values("params")
+        if curve is not None and len(curve):
+            loss = float(np.interp(np.log(run.params), np.log(curve["params"]), curve["loss"]))
+        else:
+            seen = pd.to_numeric(results.loc[(results["budget"] == run.budget)
+                                             & (results["status"] == "completed"), "loss"], errors="coerce")
+            loss = float(seen.median()) if seen.notna().any() else float("nan")
+        if np.isfinite(loss):
+            rows.append({"budget": run.budget, "params": run.params, "loss": loss,
+                         "reason": getattr(run, "reason", "") or ""})
+    return pd.DataFrame(rows, columns=["budget", "params", "loss", "reason"])
 
 
 def laws_figure(snap: Snapshot, targets: Sequence[float]) -> go.Figure:

@@ -56,19 +56,23 @@ def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
 
 
 def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None,
-                  fitted: pd.DataFrame | None = None, estimator: str = "parabola") -> go.Figure:
+                  fitted: pd.DataFrame | None = None, estimator: str = "parabola",
+                  proposed: pd.DataFrame | None = None) -> go.Figure:
     """IsoFLOP curves: loss against N per budget, the fitted curves, and each budget's minimum.
 
     The curves are ``fitted`` (``budget, params, loss``, as :meth:`flops_fit.Result.isoflop_curves`
     gives them) or, without it, the parabolas the optima describe; the title names the ``estimator``.
     With ``budgets`` (say, every budget of a plan) each gets its three traces even before it
     has data, so a figure redrawn as runs land keeps the same traces and only their data changes.
+    ``proposed`` (``budget, params, loss, reason``: runs planned but not yet run, at the loss their
+    budget's curve expects) are drawn as hollow markers, a fourth trace per budget.
     """
     go, _ = _deps.plotly()
     with warnings.catch_warnings():  # the fit already warned about left-out runs
         warnings.simplefilter("ignore", FitWarning)
         runs = prepare_results(results, "plot_isoflops", allow_empty=budgets is not None)
-    shown = sorted({*runs["budget"].unique(), *(budgets or [])})
+    shown = sorted({*runs["budget"].unique(), *(budgets or []),
+                    *([] if proposed is None else proposed["budget"].unique())})
     colours = _budget_colours(shown)
     curves = parabola_data(optima) if fitted is None else fitted
     fig = go.Figure()
@@ -96,6 +100,15 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
                 hovertemplate=("fitted minimum<br>N_opt=%{customdata[0]}<br>D_opt=%{customdata[1]}"
                                "<br>loss=%{y:.4f}<extra>" + name + "</extra>"),
             ))
+        if proposed is not None:
+            waiting = proposed[proposed["budget"] == budget]
+            fig.add_trace(go.Scatter(
+                x=waiting["params"], y=waiting["loss"], mode="markers", legendgroup=name, showlegend=False,
+                marker={"symbol": "circle-open", "size": 9, "color": colour, "line": {"width": 2}},
+                customdata=np.stack([waiting["params"].map(human), waiting["reason"].astype(str)], axis=-1)
+                if len(waiting) else None,
+                hovertemplate="proposed, not run yet (%{customdata[1]})<br>N=%{customdata[0]}<extra>" + name
+                              + "</extra>"))
     fig.update_layout(title=f"IsoFLOP curves ({estimator} fit); stars mark each budget's fitted minimum",
                       xaxis_title="parameters N", yaxis_title="final loss", template="plotly_white",
                       legend_title="budget")

@@ -43,12 +43,13 @@ paced = SweepDesigner(GPT, "d_model", model_kwargs={"n_layer": 4}, n_budgets=3, 
 paced.widget.add_class("flops-fit-paced")
 paced"""
 
-# run markers (not the stars of fitted minima) in the IsoFLOP plot of the first app matching a selector
+# run markers (not the stars of fitted minima, nor the hollow markers of runs not yet run) in the IsoFLOP plot of
+# the first app matching a selector
 COUNT_POINTS = """(selector) => {
   const designer = document.querySelector(selector || '.flops-fit-designer');
   const plot = designer && designer.querySelector('.flops-fit-monitor .js-plotly-plot');
   if (!plot || !plot.data) return -1;
-  return plot.data.filter(t => t.mode === 'markers' && !(t.marker && t.marker.symbol === 'star'))
+  return plot.data.filter(t => t.mode === 'markers' && !(t.marker && ['star', 'circle-open'].includes(t.marker.symbol)))
                   .reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
 }"""
 COUNT_COMPLETED = """() => {

@@ -130,3 +130,25 @@ def test_your_own_model_and_real_training_from_the_command_line(installed, tmp_p
                "+dataset.max_bytes=200000", "train.batch_size=64", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "6 runs in real: {'completed': 6}" in done.stdout
+
+
+def test_an_adaptive_sweep_from_the_command_line(installed, tmp_path):
+    done = run(installed, "ff-plan", "sweep_dir=sweep", "compute.budgets=[1e17,1e18,1e19]",
+               "planning.strategy=adaptive", "planning.target_precision=0.3", "model.n_layer=2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "adaptive: a start design of 9 runs" in done.stdout
+    done = run(installed, "ff-train", "sweep_dir=sweep", "parallel=3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from flops_fit import SweepStore
+
+    store = SweepStore(tmp_path / "sweep")
+    assert len(store.plan()) > 9 and store.spec().parallel == 3 and "refine" in set(store.plan()["reason"])
+    # a fixed plan, trained adaptively instead
+    done = run(installed, "ff-plan", "sweep_dir=fixed", "compute.budgets=[1e17,1e18,1e19]", "model.n_layer=2",
+               cwd=tmp_path)
+    done = run(installed, "ff-train", "sweep_dir=fixed", "strategy=adaptive", "target_precision=0.3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = SweepStore(tmp_path / "fixed").finished()
+    assert set(runs["reason"]) <= {"new budget", "bracket left", "bracket right", "refine"}
+    done = run(installed, "ff-train", "sweep_dir=sweep", "target_precision=1.5", cwd=tmp_path)
+    assert done.returncode == 2 and "target_precision" in done.stderr

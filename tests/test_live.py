@@ -81,8 +81,12 @@ def test_live_figures_keep_their_traces_as_runs_land(finished):
         shapes.append([[(t.type, t.mode) for t in fig.data] for fig in frames])
     assert all(shape == shapes[0] for shape in shapes)
     iso = isoflops_figure(snapshot(part_way(results, 9)))
-    points = [len(t.x) for t in iso.data if t.mode == "markers" and t.marker.symbol != "star"]
+    points = [len(t.x) for t in iso.data if t.mode == "markers" and t.marker.symbol is None]
     assert points == [9, 0, 0]
+    # runs not yet run are hollow markers, once their budget has a loss to place them by
+    proposed = [len(t.x) for t in isoflops_figure(snapshot(part_way(results, 4))).data
+                if t.marker.symbol == "circle-open"]
+    assert proposed == [5, 0, 0]
     waiting = laws_figure(snapshot(part_way(results, 9)), targets)
     assert "appear once 2 budgets" in waiting.layout.title.text and sum(len(t.x) for t in waiting.data) == 2
 

@@ -22,7 +22,7 @@ GPT4 = {"n_layer": 4}
 def run_markers(live: LiveFigure) -> int:
     """Points of finished runs in an IsoFLOP LiveFigure's synced state (what a reloaded view draws)."""
     return sum(len(t["x"]) for t in live.widget._widget_data
-               if t.get("mode") == "markers" and t.get("marker", {}).get("symbol") != "star")
+               if t.get("mode") == "markers" and t.get("marker", {}).get("symbol") not in ("star", "circle-open"))
 
 
 def test_live_figure_state_holds_every_update():
@@ -271,3 +271,37 @@ def test_designer_limits_the_size_knob():
     assert given.limit_sizes.value and given.plan["size"].between(32, 4096).all()
     with pytest.raises(ValueError, match="'size_range' parameter of SweepDesigner"):
         SweepDesigner(GPT, "d_model", size_range=(512, 64))
+
+
+def test_designer_runs_an_adaptive_sweep_and_the_monitor_follows_it():
+    """The strategy, target and cap are controls; both designs' compute is shown; the monitor grows with the
+    runs the loop adds, draws those not yet run as hollow markers and says why it stopped."""
+    designer = SweepDesigner(GPT, "d_model", model_kwargs={"n_layer": 4}, n_budgets=3)
+    assert designer.target_precision.disabled and designer.compute_cap.disabled
+    designer.strategy.value = "adaptive"
+    assert not designer.target_precision.disabled
+    assert len(designer.plan) == 9 and (designer.plan["reason"] == "new budget").all()
+    assert "start design of <b>9 runs</b>" in designer.summary.value and "fixed design" in designer.summary.value
+    designer.target_precision.value = 0.25
+    designer.compute_cap.value = 0.8
+    spec = designer.current_spec()
+    assert spec.strategy == "adaptive" and spec.max_compute == pytest.approx(0.8 * 9 * sum(designer.budgets))
+    designer.run_button.click()
+    results = designer.monitor.wait()
+    monitor = designer.monitor
+    assert len(results) > 9 and set(monitor.bars) == set(results["run_id"]) and monitor.overall.max == len(results)
+    assert "stopped:" in monitor.adaptive.value and "target +-25%" in monitor.adaptive.value
+    assert results["flops"].sum() <= spec.max_compute
+
+
+def test_runs_not_yet_run_are_hollow_markers():
+    from flops_fit.live import isoflops_figure, snapshot
+
+    plan = plan_sweep(GPT, "d_model", [1e17, 1e18], model_kwargs={"n_layer": 4})
+    results = run_sweep(plan, mode="mock")
+    part = results.copy()
+    part.loc[part.index[12:], "status"] = "pending"  # the second budget: 3 of 9 done
+    fig = isoflops_figure(snapshot(part))
+    hollow = [t for t in fig.data if t.marker.symbol == "circle-open"]
+    assert [len(t.x) for t in hollow] == [0, 6]
+    assert "proposed, not run yet (grid)" in hollow[1].hovertemplate.replace("%{customdata[1]}", "grid")

@@ -96,11 +96,14 @@ class SweepMonitor:
         self.optima = W.HTML()
         self.backtest = W.HTML()  # once 4 budgets have a located minimum: the largest predicted from the others
         self.notes = W.HTML()
+        self.adaptive = W.HTML()  # an adaptive sweep: its precision so far against the target, and why runs came
+        self._adaptive: dict[str, Any] | None = None
+        self._why: dict[str, int] = {}  # reason -> runs proposed for it
         tables = W.HBox([W.VBox([W.HTML("<b>Runs</b>"), self.table],
                                 layout=W.Layout(max_height="320px", overflow="auto", width="55%")),
                          W.VBox([W.HTML("<b>Optima so far</b>"), self.optima, self.backtest],
                                 layout=W.Layout(width="45%"))])
-        self.widget = W.VBox([W.HBox([self.overall, self.stop_button, self.status]), self.runs_box,
+        self.widget = W.VBox([W.HBox([self.overall, self.stop_button, self.status]), self.adaptive, self.runs_box,
                               self.isoflops.widget, self.laws.widget, self.curves.widget, tables, self.notes])
         self.widget.add_class("flops-fit-monitor")
         self.table.add_class("flops-fit-runs")
@@ -195,6 +198,7 @@ class SweepMonitor:
             for event in events:
                 self._read(event)
             results = self.handle.results()
+            self._grow(results)
             counts = status_counts(results)
             if final:  # runs cut short by Stop are pending again: no half-drawn curve or bar for them
                 self._live.clear()
@@ -234,6 +238,18 @@ class SweepMonitor:
                                                       "loss": event["loss"]})
         elif kind == "run_end":
             self._live.pop(run_id, None)
+        elif kind == "adaptive":
+            self._adaptive = event
+            for reason in event["reasons"]:
+                self._why[reason] = self._why.get(reason, 0) + 1
+            self.adaptive.value = adaptive_html(event, self._why)
+
+    def _grow(self, results: pd.DataFrame) -> None:
+        """An adaptive sweep's new runs get their bars (appended: the rows already shown keep their place)."""
+        new = results[~results["run_id"].isin(list(self.bars))]
+        if len(new):
+            self.runs_box.children = (*self.runs_box.children, *self._run_rows(new))
+        self.overall.max = len(results)
 
     def _update_bars(self, results: pd.DataFrame) -> None:
         for run_id, status in zip(results["run_id"], results["status"]):
@@ -286,3 +302,19 @@ class SweepMonitor:
         else:
             text = f"done: {detail} in {elapsed}"
         self.status.value = text
+
+
+def adaptive_html(event: dict[str, Any], why: dict[str, int]) -> str:
+    """An adaptive sweep's state after its latest batch: precision against the target, FLOPs spent, why runs
+    were added, and why it stopped."""
+    precision, target = event["precision"], event["target_precision"]
+    reached = (f"N_opt known within <b>+-{precision:.1%}</b>" if precision != float("inf")
+               else "N_opt not yet known (a power law needs bracketed budgets and spare runs)")
+    added = ", ".join(f"{n} {reason}" for reason, n in why.items()) or "none yet"
+    text = (f"<b>adaptive</b>: {reached}, target +-{target:.0%}; {event['spent']:.3g} FLOPs spent; "
+            f"runs added: {escape(added)}")
+    if event["stop"]:
+        text += f"<br>stopped: {escape(event['stop'])}"
+    elif event["reasons"]:
+        text += f"; next: {escape(', '.join(event['reasons']))}"
+    return f"<div class='flops-fit-adaptive'>{text}</div>"
