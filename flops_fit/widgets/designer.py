@@ -270,7 +270,7 @@ class SweepDesigner:
                 f"largest budget is within +-{self.target_precision.value:.0%}: at most <b>{cap:.3g} FLOPs</b> "
                 f"({seconds(cap)}).<br>The fixed design ({self.points.value} sizes a budget) would spend "
                 f"{fixed:.3g} FLOPs ({seconds(fixed)}); to reach the fixed design's precision the adaptive one "
-                "spent a median 0.5x of it in benchmarks/bench_adaptive.py.")
+                "spent a median 0.45x of it in benchmarks/bench_adaptive.py.")
         self.table.value = plan_table(self.plan).to_html(index=False, border=0)
 
     def _throughput(self) -> float:
