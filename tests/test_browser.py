@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-
-from .lab import start_lab, stop_lab
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -79,14 +81,44 @@ def lab(tmp_path_factory):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(PACED_CELL))
     nbformat.write(notebook, home / NOTEBOOK.name)
+    settings = home / ".settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    tracker = home / ".settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)  # draw every cell, on screen or not: what is checked does not depend on scrolling
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    manager = home / ".settings" / "@jupyter-widgets" / "jupyterlab-manager"
+    manager.mkdir(parents=True)  # saving a notebook also saves its widget state (JupyterLab's own setting)
+    (manager / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / ".config"), "JUPYTER_RUNTIME_DIR": str(home / ".run"),
+           "JUPYTERLAB_SETTINGS_DIR": str(home / ".settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / ".ws"),
+           "PYTHONPATH": str(ROOT)}
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={home}", "--LabApp.news_url="],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        server, base = start_lab(home, TOKEN)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield base, home
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start:\n{(home / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", home
     finally:
-        stop_lab(server)
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
 
 
 def _wait_for(page, script: str, done, timeout: float, what: str, arg: str | None = None) -> list[int]:
@@ -95,7 +127,6 @@ def _wait_for(page, script: str, done, timeout: float, what: str, arg: str | Non
     while True:
         seen.append(page.evaluate(script) if arg is None else page.evaluate(script, arg))
         if done(seen[-1]):
-            print(f"{what}: {timeout - (deadline - time.monotonic()):.1f} s")
             return seen
         if time.monotonic() > deadline:
             shots = Path(os.environ.get("FLOPS_FIT_SCREENSHOTS") or ".")
@@ -130,9 +161,7 @@ def _reopen_and_check(page, when: str, paced: bool = True) -> None:
     """Reload the page: the first app's IsoFLOP plot must show its 45 points (and the paced app's its 27)."""
     page.reload()
     page.wait_for_selector(".jp-Notebook", timeout=90_000)
-    # 10-25 s here when run alone; within the whole suite it once took over 120 s (12 figures, each carrying
-    # plotly's widget bundle, drawn from the file), so the wait is generous
-    _wait_for(page, COUNT_POINTS, lambda n: n == 45, 300, f"45 points in the first app's IsoFLOP plot, {when}")
+    _wait_for(page, COUNT_POINTS, lambda n: n == 45, 120, f"45 points in the first app's IsoFLOP plot, {when}")
     if paced:
         _wait_for(page, COUNT_POINTS, lambda n: n == 27, 120, f"27 points in the paced app's IsoFLOP plot, {when}",
                   arg=".flops-fit-paced")
