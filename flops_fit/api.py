@@ -14,20 +14,10 @@ from .approaches.estimator import check_estimator
 from .mock import PlantedLaw, check_law
 from .planning.planner import plan_sweep
 from .result import Result
-from .runner import run_sweep
+from .runner import run_sweep, training_facts
 from .schema import MODES
 from .spec import PlanSpec
 from .training.config import TrainConfig
-from .training.data import sample_pair, tokens_per_sample
-
-
-def training_facts(dataset: Any, mode: str, train_config: TrainConfig | None) -> dict[str, Any]:
-    """What :func:`plan_sweep` reads from the data and training settings of a ``"local"`` sweep: an
-    example input (for FLOP conventions), tokens per sample, and the settings that enter each run_id."""
-    if mode != "local" or dataset is None:
-        return {}
-    return {"example_input": sample_pair(dataset, 0, "dataset")[0], "tokens_per_sample": tokens_per_sample(dataset),
-            "train_config": train_config or TrainConfig()}
 
 
 def find_optimal(

@@ -168,6 +168,15 @@ def run_sweep(
     return (results, sweep.curve_frame()) if return_curves else results
 
 
+def training_facts(dataset: Any, mode: str, train_config: TrainConfig | None) -> dict[str, Any]:
+    """What :func:`plan_sweep` reads from the data and training settings of a ``"local"`` sweep: an
+    example input (for FLOP conventions), tokens per sample, and the settings that enter each run_id."""
+    if mode != "local" or dataset is None:
+        return {}
+    return {"example_input": sample_pair(dataset, 0, "dataset")[0], "tokens_per_sample": tokens_per_sample(dataset),
+            "train_config": train_config or TrainConfig()}
+
+
 def _adaptive_design(plan: pd.DataFrame, spec: PlanSpec, store: SweepStore | None, model_cls: Any, dataset: Any,
                      mode: str, train_config: TrainConfig | None, model_size_param: str | None,
                      model_kwargs: Mapping[str, Any] | None) -> tuple[AdaptiveDesign, pd.DataFrame]:
@@ -180,17 +189,13 @@ def _adaptive_design(plan: pd.DataFrame, spec: PlanSpec, store: SweepStore | Non
     param, settings = _model_settings(plan, model_size_param, model_kwargs)
     if dict(settings) != dict(spec.model_kwargs):
         spec = PlanSpec.from_options(spec, {"model_kwargs": settings}, func)
-    if mode == "local":
-        config = train_config or TrainConfig()
-        facts = {"example_input": sample_pair(dataset, 0, "dataset")[0], "tokens_per_sample": tokens_per_sample(dataset),
-                 "train_config": config}
-    else:
+    facts = training_facts(dataset, mode, train_config)
+    if not facts:  # mock: what the plan recorded
         planned = _plan_setting(plan, "tokens_per_sample")
-        facts = {"example_input": None, "tokens_per_sample": None if planned is None else int(planned),
-                 "train_config": None}
+        facts = {"tokens_per_sample": None if planned is None else int(planned)}
     budgets = sorted(plan["budget"].astype(float).unique())
-    rows = plan_rows(model_cls, param, budgets, spec, facts["example_input"], facts["tokens_per_sample"],
-                     facts["train_config"], func)
+    rows = plan_rows(model_cls, param, budgets, spec, facts.get("example_input"), facts["tokens_per_sample"],
+                     facts.get("train_config"), func)
     design = AdaptiveDesign(rows, budgets)
     if "reason" not in plan.columns or not plan["reason"].isin(REASONS).all():
         raise param_error("plan", func, "the start design of plan_sweep(..., strategy='adaptive')",
