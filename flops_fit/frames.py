@@ -57,7 +57,8 @@ def load_results(
     completed_only : bool, default True
         Keep only completed runs with valid numbers (what the fits use), warning
         about the rest. False returns every run with its ``status`` (``pending``,
-        ``failed``...), untouched.
+        ``failed``...), untouched. With True, a sweep directory where no run has
+        completed yet is an error that says how many runs are planned and still to run.
 
     Returns
     -------
@@ -82,6 +83,8 @@ def load_results(
             if not os.path.exists(os.path.join(path, "plan.csv")):
                 raise param_error("source", func, "a sweep directory (with plan.csv) or a results file", path)
             frame = SweepStore(path).results()  # reads only: safe while a sweep writes
+            if completed_only:
+                _require_finished(frame, path, func)
         elif not os.path.exists(path):
             raise param_error("source", func, "a DataFrame or the path of an existing results file", path)
         else:
@@ -108,14 +111,38 @@ def load_results(
     return prepare_results(frame, func) if completed_only else frame
 
 
+def _require_finished(frame: pd.DataFrame, path: str, func: str) -> None:
+    """A sweep directory with no completed run yet: say so, and how many runs wait, instead of a missing column."""
+    status = frame["status"].astype("string").str.strip().str.lower() if "status" in frame.columns else None
+    if status is not None and (status == Status.COMPLETED.value).any():
+        return
+    counts = {} if status is None else status.value_counts().to_dict()
+    waiting = sum(counts.get(s.value, 0) for s in (Status.PENDING, Status.RUNNING))
+    others = {k: v for k, v in counts.items() if k not in (Status.PENDING.value, Status.RUNNING.value)}
+    raise param_error(
+        "source", func, "a sweep directory with at least one finished run", path,
+        f"{'No run has completed' if others else 'Nothing has finished'} yet in that sweep directory: "
+        f"{len(frame)} run(s) planned, 0 completed"
+        f"{f' ({others})' if others else ''}{f', {waiting} still to run' if waiting else ''}. Run the sweep first "
+        f"(ff-train, or run_sweep(plan, ..., store={path!r})), or pass completed_only=False to see the plan.")
+
+
 def _apply_aliases(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rename columns known under other names (``Model Size``, ``val_loss``...) when ours are missing."""
-    normal = {str(c).strip().lower().replace(" ", "_").replace("-", "_"): c for c in frame.columns}
-    renames = {}
+    """Rename columns known under other names (``Model Size``, ``val_loss``, ``FLOPs``...) when ours are missing.
+
+    Our own names match in any case (``Loss``, ``FLOPs``) and win over the other names; a name
+    that two columns could mean (``Loss`` and ``LOSS``, or ``val_loss`` and ``eval_loss``) is
+    left alone, so the missing column is reported rather than guessed.
+    """
+    normal: dict[str, list[object]] = {}
+    for c in frame.columns:
+        normal.setdefault(str(c).strip().lower().replace(" ", "_").replace("-", "_"), []).append(c)
+    renames: dict[object, str] = {}
     for ours, names in ALIASES.items():
         if ours in frame.columns:
             continue
-        found = [normal[n] for n in names if n in normal and normal[n] not in renames]
+        own = [c for c in normal.get(ours, []) if c not in renames]
+        found = own if own else [c for n in names for c in normal.get(n, []) if c not in renames]
         if len(found) == 1:
             renames[found[0]] = ours
     if renames:
@@ -130,10 +157,14 @@ def _apply_aliases(frame: pd.DataFrame) -> pd.DataFrame:
 def snap_budgets(flops: Iterable[float], tolerance: float = 0.1, *, warn_func: str = "snap_budgets") -> np.ndarray:
     """Group noisy FLOP counts into budgets.
 
-    Values within ``tolerance`` decades of their neighbour (after sorting) belong to
-    one budget. Its value is the group's geometric mean, rounded to the fewest
-    significant figures (1, 2 or 3) that stay within 5 %, 2 % or any distance of it,
-    so runs planned for 1e19 FLOPs that logged 9.8e18 snap back to 1e19.
+    Values within ``tolerance`` decades of their neighbour (after sorting) belong to one
+    budget when the whole group spans no more than ``tolerance`` decades. Its value is the
+    group's geometric mean, rounded to the fewest significant figures (1, 2 or 3) that stay
+    within 5 %, 2 % or any distance of it, so runs planned for 1e19 FLOPs that logged
+    9.8e18 snap back to 1e19. Neighbours that chain across more than ``tolerance`` decades
+    (1e18, 1.2e18, 1.5e18) are not one budget: they are split wherever two differ by more
+    than a quarter of ``tolerance`` (about 6 % by default, far above the noise of a logged
+    count), with a :class:`FitWarning` naming them.
 
     Examples
     --------
@@ -143,18 +174,31 @@ def snap_budgets(flops: Iterable[float], tolerance: float = 0.1, *, warn_func: s
     values = np.asarray(list(flops), dtype=float)
     logs = np.log10(values)
     order = np.argsort(logs)
+    gaps = np.diff(logs[order])
     group = np.empty(len(values), dtype=int)
-    group[order] = np.concatenate([[0], np.cumsum(np.diff(logs[order]) > tolerance)]) if len(values) else []
+    group[order] = np.concatenate([[0], np.cumsum(gaps > tolerance)]) if len(values) else []
     out = np.empty(len(values))
     for g in np.unique(group):
-        members = group == g
-        out[members] = _round_budget(10 ** logs[members].mean())
-        spread = np.ptp(logs[members])
-        if spread > 2 * tolerance:  # neighbours chained into one wide group: not one budget
-            warn(f"{warn_func}: FLOP counts from {10 ** logs[members].min():.3g} to "
-                          f"{10 ** logs[members].max():.3g} ({spread:.2f} decades) were grouped into one budget, "
-                          f"{out[members][0]:.3g}. Give each run its planned 'budget' column instead.",
-                          FitWarning)
+        members = np.flatnonzero(group == g)
+        spread = float(np.ptp(logs[members]))
+        if spread <= tolerance:
+            out[members] = _round_budget(10 ** logs[members].mean())
+            continue
+        # chained neighbours: split where they part by more than noise, and say so
+        ranked = members[np.argsort(logs[members], kind="stable")]
+        parts = np.concatenate([[0], np.cumsum(np.diff(logs[ranked]) > tolerance / 4)])
+        for p in np.unique(parts):  # 3 figures: coarser rounding could merge pieces only 6 % apart again
+            out[ranked[parts == p]] = float(f"{10 ** logs[ranked[parts == p]].mean():.3g}")
+        distinct = np.unique(values[members])
+        named = ", ".join(f"{v:.3g}" for v in distinct[:8]) + (f" ... ({len(distinct)} values)"
+                                                                if len(distinct) > 8 else "")
+        budgets = np.unique(out[members])
+        warn(f"{warn_func}: FLOP counts {named} lie within {tolerance:g} decades of their neighbours but span "
+             f"{spread:.2f} decades, so they were not grouped into one budget: they became {len(budgets)} "
+             f"budget(s) ({', '.join(f'{b:.3g}' for b in budgets[:8])}{' ...' if len(budgets) > 8 else ''}), "
+             "split where neighbours differ by more than "
+             f"{100 * (10 ** (tolerance / 4) - 1):.0f} %. Give each run its planned 'budget' column instead.",
+             FitWarning)
     return out
 
 
@@ -208,6 +252,8 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
     for column in [*required, "budget", "flops"]:
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    if "run_id" not in frame.columns:
+        frame = _drop_copies(frame, func)
     needs_budget = budgets and ("budget" not in frame.columns or frame["budget"].isna().any())
     if needs_budget and "flops" in frame.columns:
         snapped = pd.Series(np.nan, index=frame.index)
@@ -226,6 +272,20 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
     if frame.empty and not allow_empty:
         raise param_error("results", func, "a DataFrame with at least one completed run", "no usable rows")
     return frame.reset_index(drop=True)
+
+
+def _drop_copies(frame: pd.DataFrame, func: str) -> pd.DataFrame:
+    """Without a ``run_id``, rows equal in params, tokens, loss and budget/flops are one run listed twice
+    (a concatenated or re-exported file): keep one, and say how many were dropped. Repeats that are real
+    runs differ in loss, or carry their own ``run_id``."""
+    key = [c for c in ("params", "tokens", "loss", "budget", "flops") if c in frame.columns]
+    copies = frame.duplicated(subset=key, keep="first") & frame[key].notna().all(axis=1)  # blanks: left out below
+    if copies.any():
+        warn(f"{func}: dropped {int(copies.sum())} row(s) identical to another in {', '.join(key)}, so they would "
+             "count one run twice. Real repeats (another seed) differ in loss; give runs a 'run_id' to keep "
+             "rows as they are.", FitWarning)
+        frame = frame.loc[~copies]
+    return frame
 
 
 def require_sizes(frame: pd.DataFrame, func: str, min_points: int) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .._checks import param_error, warn
-from ..errors import FitWarning, TooFewBudgetsError
+from ..errors import CannotFitError, FitWarning, TooFewBudgetsError
 from ..schema import LAW_COLUMNS, OPTIMA_COLUMNS
 from . import isoflop, isoflop_shape, vpnls
 from .laws import fit_power_laws
@@ -60,12 +60,17 @@ def fit(frame: pd.DataFrame, estimator: str, func: str) -> Fitted:
             warn(f"{func}: with one budget the law's shape cannot be fitted, so its minimum is the parabola's "
                  "(estimator 'parabola') until a second budget has runs.", FitWarning)
             return Fitted(isoflop.fit_isoflops(frame), pd.DataFrame(columns=LAW_COLUMNS), estimator="parabola")
+        except CannotFitError as exc:  # the runs cannot determine the law; each budget's parabola may still stand
+            warn(f"{func}: the law's shape cannot be fitted to these runs, so each budget's minimum is the "
+                 f"parabola's (estimator 'parabola'). {exc}", FitWarning)
+            return fit(frame, "parabola", func)
         optima = isoflop_shape.vpnls_optima(law, frame)
         for row in optima.itertuples():
             if row.flag:
-                warn(f"budget {row.budget:.3g}: {row.flag} (N_opt={row.params_opt:.3g} vs sampled "
-                     f"{row.params_min:.3g}..{row.params_max:.3g}); it is left out of the power laws (sample sizes "
-                     "that straddle it).", FitWarning)
+                where = (f"N_opt={row.params_opt:.3g}" if row.has_minimum else f"lowest loss at N={row.params_opt:.3g}")
+                warn(f"budget {row.budget:.3g}: {row.flag} ({where} vs sampled {row.params_min:.3g}.."
+                     f"{row.params_max:.3g}); it is left out of the power laws (sample sizes that straddle it).",
+                     FitWarning)
         try:
             laws = isoflop_shape.vpnls_laws(optima)
         except TooFewBudgetsError as exc:

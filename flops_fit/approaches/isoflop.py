@@ -18,6 +18,7 @@ from ..errors import CannotFitError, FitWarning
 from ..frames import prepare_results, require_sizes
 from ..schema import OPTIMA_COLUMNS
 from .estimates import estimate_rows
+from .vpnls import FLAT, curve_problem
 
 def centred_parabola(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
     """Least squares y = c2 (x - m)^2 + c1 (x - m) + c0 with m the mean of x; returns (c2, c1, c0, m).
@@ -42,7 +43,8 @@ def budget_optimum(x: np.ndarray, y: np.ndarray, log_tokens: np.ndarray) -> dict
     fitted = np.polyval([c2, c1, c0], x - centre)
     scatter = float(np.sqrt(((y - fitted) ** 2).sum() / (len(y) - 3))) if len(y) > 3 else float("nan")
     lo, hi = x.min(), x.max()
-    has_minimum = bool(c2 > 0)
+    problem = curve_problem(x, y)  # all losses equal, or a straight line: no vertex, whatever c2's rounding says
+    has_minimum = bool(c2 > 0) and not problem
     if has_minimum:
         x_opt = centre - c1 / (2 * c2)
         loss_opt = c0 - c1**2 / (4 * c2)
@@ -52,6 +54,8 @@ def budget_optimum(x: np.ndarray, y: np.ndarray, log_tokens: np.ndarray) -> dict
     log_d_opt = log_tokens_at(x, log_tokens, x_opt)
     if inside:
         flag = ""
+    elif problem:
+        flag = problem
     elif not has_minimum:
         flag = "no minimum (loss does not curve upwards)"
     else:
@@ -116,7 +120,10 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
 
 def _remedy(row: object) -> str:
     """Which way to move the sizes of a budget whose minimum was not bracketed."""
-    x_opt, lo, hi = (math.log(getattr(row, c)) for c in ("params_opt", "params_min", "params_max"))
+    if getattr(row, "flag") == FLAT:
+        return "Check that these runs recorded their own loss: every size gave the same one."
+    with np.errstate(divide="ignore"):  # a vertex far outside can under- or overflow to 0 or inf
+        x_opt, lo, hi = (float(np.log(getattr(row, c))) for c in ("params_opt", "params_min", "params_max"))
     if x_opt <= lo + 0.25 * (hi - lo):
         return ("The optimum lies at or below the smallest size: sample smaller models "
                 "(in plan_sweep, raise tokens_per_param).")

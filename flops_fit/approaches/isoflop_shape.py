@@ -34,7 +34,7 @@ from ..schema import LAW_COLUMNS, OPTIMA_COLUMNS
 from .estimates import estimate_rows
 from .frontier import FlopsCurve, optimal_log_params
 from .laws import fit_power_laws, t_quantile
-from .vpnls import APPROACH, check_budgets_for_fit, fit_with_arrays
+from .vpnls import APPROACH, check_budgets_for_fit, curve_problem, fit_with_arrays
 
 SHAPED_OPTIMA_COLUMNS = [*OPTIMA_COLUMNS, "log_params_se", "se_dof"]
 _EXCESS_P = 0.05  # budgets that scatter more than this F-test allows widen the interval
@@ -51,7 +51,9 @@ def _budget_curve(x: np.ndarray, y: np.ndarray, loss: np.ndarray, alpha: float, 
     coef, _ = _deps.scipy_optimize().nnls(design, np.ones_like(loss))
     resid = design @ coef - 1.0
     E, A, B = (float(c) for c in coef)
-    out = {"E": E, "A": A, "B": B, "rss": float(resid @ resid), "n": len(x), "has_minimum": A > 0 and B > 0,
+    problem = curve_problem(x, loss)  # flat or a straight line: whatever the law's shape says, no minimum shows
+    out = {"E": E, "A": A, "B": B, "rss": float(resid @ resid), "n": len(x),
+           "has_minimum": A > 0 and B > 0 and not problem, "problem": problem,
            "x_opt": float(x[np.argmin(loss)]), "spread": float("nan"), "inside": False,
            "information": design.T @ design, "grad": np.zeros(3)}
     if out["has_minimum"]:
@@ -136,7 +138,7 @@ def vpnls_optima(fit: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
         else:
             loss_opt, curvature = float(loss.min()), float("nan")
         inside = c["inside"]
-        flag = ("" if inside else "no minimum (loss does not curve upwards)" if not c["has_minimum"]
+        flag = ("" if inside else (c["problem"] or "no minimum (loss does not curve upwards)") if not c["has_minimum"]
                 else f"optimum outside the sampled sizes ({'below' if x_opt < lo else 'above'} them)")
         rows.append({"budget": budget, "params_opt": math.exp(x_opt),
                      "tokens_opt": budget / math.exp(float(flops(np.array([x_opt]))[0])), "loss_opt": loss_opt,

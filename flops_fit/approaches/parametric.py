@@ -24,6 +24,7 @@ from ..errors import CannotFitError
 from ..frames import prepare_results
 from .estimates import estimate_rows
 from .frontier import FlopsCurve, parametric_frontier
+from .vpnls import check_identifiable, check_terms, law_g
 
 APPROACH = "3: parametric fit"
 PARAMETRIC_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "n_points"]
@@ -87,7 +88,7 @@ def _refine(theta: np.ndarray, data: _Data, delta: float) -> object:
 def _as_row(theta: np.ndarray, objective: float, n: int) -> dict[str, float]:
     a, b, e, alpha, beta = (float(v) for v in theta)
     A, B, E = math.exp(a), math.exp(b), math.exp(e)
-    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+    G = law_g(alpha, A, beta, B)
     return {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta, "a": beta / (alpha + beta),
             "b": alpha / (alpha + beta), "G": G, "objective": objective, "n_points": n}
 
@@ -98,6 +99,7 @@ def _data(results: pd.DataFrame, func: str) -> _Data:
         raise CannotFitError(str(param_error("results", func, "at least 5 usable runs (the law has 5 parameters)",
                                              len(frame))))
     n, d, loss = (frame[c].to_numpy(dtype=float) for c in ("params", "tokens", "loss"))
+    check_identifiable(n, d, loss, func)
     return _Data(np.log(n), np.log(d), np.log(loss), loss)
 
 
@@ -121,6 +123,13 @@ def fit_parametric(results: pd.DataFrame, *, delta: float = 1e-3, starts: int = 
         the minimised ``objective`` and ``n_points``. :func:`parametric_frontier`
         turns it into N_opt, D_opt and loss per budget.
 
+    Raises
+    ------
+    CannotFitError
+        When the runs cannot determine the law: fewer than 3 distinct sizes N or token
+        counts D (all runs at one D leave B and beta undetermined), fewer than 5 distinct
+        (N, D) points, a loss that never changes, or a fitted N or D term that vanishes.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
@@ -136,6 +145,8 @@ def fit_parametric(results: pd.DataFrame, *, delta: float = 1e-3, starts: int = 
         raise param_error("delta", func, "a positive number such as 1e-3", delta)
     data = _data(results, func)
     best = min((_refine(theta, data, delta) for theta in _grid_starts(data, delta, starts)), key=lambda r: r.fun)
+    a, b, e, alpha, beta = (float(v) for v in best.x)
+    check_terms(np.exp(data.x), np.exp(data.y), data.loss, (math.exp(e), math.exp(a), math.exp(b), alpha, beta), func)
     return pd.DataFrame([_as_row(best.x, float(best.fun), len(data.x))], columns=PARAMETRIC_COLUMNS)
 
 

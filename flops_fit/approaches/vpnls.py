@@ -22,14 +22,100 @@ import numpy as np
 import pandas as pd
 
 from .. import _deps
-from .._checks import param_error
-from ..errors import TooFewBudgetsError
+from .._checks import param_error, warn
+from ..errors import CannotFitError, FitWarning, TooFewBudgetsError
 from ..frames import prepare_results, require_sizes
 
 APPROACH = "2b: IsoFLOP curves in the law's shape (vpnls)"
 FIT_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "r2", "residual_sd", "noise_sd", "noise_dof",
                "lack_of_fit_p", "sigma", "dof", "n_points", "n_budgets", "budget_min", "budget_max", "covariance"]
 _GRID = np.linspace(0.05, 1.5, 30)  # exponents seen in practice lie well inside this range
+_EXACT = 1e-9  # relative size below which a change in loss, or a curvature, is rounding, not data
+FLAT = "flat: the loss does not change across sizes, so it has no minimum"
+
+
+def curve_problem(x: np.ndarray, loss: np.ndarray) -> str:
+    """Why one budget's runs (ln N = ``x``, ``loss``) cannot show a minimum whatever is fitted to them, or "".
+
+    Only exact degeneracies are named here: losses that are all equal (``FLAT``), and losses exactly
+    linear in ln N (no curvature at all, so no vertex: monotone). Noisy curves are judged by the fits.
+
+    Examples
+    --------
+    >>> x = np.log([1e6, 1e7, 1e8])
+    >>> curve_problem(x, np.array([3.0, 3.0, 3.0]))
+    'flat: the loss does not change across sizes, so it has no minimum'
+    >>> curve_problem(x, 3.0 - 0.1 * x)[:10], curve_problem(x, np.array([3.1, 3.0, 3.1]))
+    ('no minimum', '')
+    """
+    spread = float(np.ptp(loss)) if len(loss) else 0.0
+    if spread <= _EXACT * float(np.abs(loss).max(initial=0.0)):
+        return FLAT
+    if np.unique(x).size < 3:
+        return ""
+    c2, c1, _ = np.polyfit(x - x.mean(), loss, 2)
+    if abs(c2) * (np.ptp(x) / 2) ** 2 <= _EXACT * spread:  # the quadratic term is rounding: a straight line
+        way = "falls" if c1 < 0 else "rises"
+        return f"no minimum (monotone: the loss {way} in a straight line in ln N across the sampled sizes)"
+    return ""
+
+
+def law_g(alpha: float, A: float, beta: float, B: float) -> float:
+    """G = (alpha A / (beta B))^(1 / (alpha + beta)), computed in logs (inf rather than an overflow)."""
+    with np.errstate(over="ignore", divide="ignore"):
+        return float(np.exp((np.log(alpha * A) - np.log(beta * B)) / (alpha + beta)))
+
+
+def check_identifiable(n: np.ndarray, d: np.ndarray, loss: np.ndarray, func: str) -> None:
+    """Refuse runs that cannot determine L = E + A/N^alpha + B/D^beta, saying what is missing.
+
+    The N term (A, alpha) needs 3 or more distinct sizes N, the D term (B, beta) 3 or more distinct
+    token counts D, the five constants 5 or more distinct (N, D) points, and the loss must vary.
+    Raises :class:`~flops_fit.errors.CannotFitError` naming the first that fails.
+
+    Examples
+    --------
+    >>> n = np.geomspace(1e7, 1e9, 6)
+    >>> check_identifiable(n, np.full(6, 1e10), 2 + 1 / n**0.3, "fit_parametric")
+    Traceback (most recent call last):
+    ...
+    flops_fit.errors.CannotFitError: The 'results' parameter of fit_parametric must be ...
+    """
+    problems = []
+    for values, column, letter, term in ((n, "params", "N", "A and alpha"), (d, "tokens", "D", "B and beta")):
+        distinct = np.unique(values)
+        if distinct.size == 1:
+            problems.append(f"all runs have the same {column} {letter} = {distinct[0]:.4g}, so {term} cannot be "
+                            f"determined (nor E apart from them); vary {letter}")
+        elif distinct.size == 2:
+            problems.append(f"the runs have only 2 distinct {column} {letter} ({distinct[0]:.4g}, "
+                            f"{distinct[1]:.4g}), so {term} and E cannot all be determined; use 3 or more")
+    points = len(np.unique(np.column_stack([n, d]), axis=0))
+    if not problems and points < 5:
+        problems.append(f"the {len(n)} runs sit at only {points} distinct (params, tokens) points, fewer than the "
+                        "law's 5 constants; repeats of a run add no point")
+    if not problems and float(np.ptp(loss)) <= _EXACT * float(np.abs(loss).max()):
+        problems.append(f"every run has the same loss ({loss[0]:.6g}), so the loss shows no dependence on N or D")
+    if problems:
+        said = "; ".join(problems)
+        raise CannotFitError(str(param_error(
+            "results", func, "runs that vary N and D enough to determine the law's 5 constants",
+            f"{len(n)} runs", said[0].upper() + said[1:] + ". Sample several budgets with several sizes each "
+            "(plan_sweep does).")))
+
+
+def check_terms(n: np.ndarray, d: np.ndarray, loss: np.ndarray, theta: tuple[float, float, float, float, float],
+                func: str) -> None:
+    """Refuse a fitted law whose N or D term vanishes on every run: its exponent, and so a and b, are then
+    made up. ``theta`` is (E, A, B, alpha, beta)."""
+    _, A, B, alpha, beta = theta
+    for term, values, scale, power, column, names in ((A * n ** -alpha, n, A, alpha, "params", "A and alpha"),
+                                                      (B * d ** -beta, d, B, beta, "tokens", "B and beta")):
+        if float(np.max(term / loss)) < 1e-6:
+            raise CannotFitError(str(param_error(
+                "results", func, f"runs whose loss depends on {column}", f"a fitted term {scale:.3g}/{column}^"
+                f"{power:.3g} below 1e-6 of every loss", f"The runs show no effect of {column}, so {names} (and the "
+                "exponents a, b) cannot be determined. Sample a wider range of sizes and budgets.")))
 
 
 def _start(x: np.ndarray, y: np.ndarray, loss: np.ndarray) -> np.ndarray:
@@ -112,6 +198,21 @@ def check_budgets_for_fit(frame: pd.DataFrame, func: str, min_points: int) -> No
             f"{frame['budget'].nunique()} budget", "Add budgets.")))
 
 
+def _without_shapeless_budgets(frame: pd.DataFrame, func: str) -> pd.DataFrame:
+    """The runs without budgets whose losses are all equal or exactly linear in ln N (:func:`curve_problem`):
+    no law's curve passes through them, so they would only bend its exponents. Said so, by budget."""
+    found = {}
+    for budget, group in frame.groupby("budget", sort=True):
+        problem = curve_problem(np.log(group["params"].to_numpy(float)), group["loss"].to_numpy(float))
+        if problem and group["params"].nunique() > 1:
+            found[float(budget)] = problem
+    if found:
+        said = "; ".join(f"budget {b:.3g}: {problem}" for b, problem in found.items())
+        warn(f"{func}: left out of the law's fit {said}. Check that those runs recorded their own loss.",
+             FitWarning)
+    return frame[~frame["budget"].isin(list(found))].reset_index(drop=True)
+
+
 def fit_vpnls(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
     """Fit L = E + A/N^alpha + B/D^beta to every run at once by variable projection (the default estimator).
 
@@ -151,13 +252,15 @@ def fit_vpnls(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
     if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 3:
         raise param_error("min_points", func, "an integer of at least 3 (a curve's minimum needs 3 sizes)",
                           min_points)
-    frame = prepare_results(results, func)
+    frame = _without_shapeless_budgets(prepare_results(results, func), func)
     check_budgets_for_fit(frame, func, min_points)
     n, d, loss = (frame[c].to_numpy(float) for c in ("params", "tokens", "loss"))
     x, y = np.log(n), np.log(d)
     if len(x) < 6:
         raise param_error("results", func, "at least 6 runs (the law has 5 constants)", len(x), "Add runs.")
+    check_identifiable(n, d, loss, func)
     fit = _least_squares(x, y, loss)
+    check_terms(n, d, loss, (fit.x[0], math.exp(fit.x[1]), math.exp(fit.x[2]), fit.x[3], fit.x[4]), func)
     p, resid, jac = fit.x, fit.fun, fit.jac
     count = len(x)
     dof = count - 5
@@ -176,7 +279,7 @@ def fit_vpnls(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
     alpha, beta = float(p[3]), float(p[4])
     A, B = math.exp(p[1]), math.exp(p[2])
     row = {"E": float(p[0]), "A": A, "B": B, "alpha": alpha, "beta": beta, "a": beta / (alpha + beta),
-           "b": alpha / (alpha + beta), "G": (alpha * A / (beta * B)) ** (1.0 / (alpha + beta)),
+           "b": alpha / (alpha + beta), "G": law_g(alpha, A, beta, B),
            "r2": 1 - float(resid @ resid) / float(((log_loss - log_loss.mean()) ** 2).sum()),
            "residual_sd": math.sqrt(residual_var), "noise_sd": math.sqrt(noise_var) if noise_dof else float("nan"),
            "noise_dof": noise_dof, "lack_of_fit_p": lack_p, "sigma": math.sqrt(var), "dof": used_dof,
