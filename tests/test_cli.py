@@ -120,6 +120,13 @@ def test_your_own_model_and_real_training_from_the_command_line(installed, tmp_p
                            "planning.points_per_budget=5"], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "SweepPlan(10 runs over 2 budgets" in done.stdout
+    # a factory flops_fit does not ship is imported only when ff-train is told it, not on the directory's word
+    done = subprocess.run([str(installed / "ff-train"), "sweep_dir=mine"], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 2 and "model._target_=mymodels.Wide" in done.stderr, done.stderr
+    done = subprocess.run([str(installed / "ff-train"), "sweep_dir=mine", "model._target_=mymodels.Wide"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "10 runs in mine: {'completed': 10}" in done.stdout, done.stderr
 
     gpt = ["model.n_layer=1", "+model.vocab_size=256", "+model.block_size=16", "+model.n_head=2"]
     done = run(installed, "ff-plan", "sweep_dir=real", *gpt, "compute.budgets=[1e10,3e10]",

@@ -1,7 +1,9 @@
 """Command-line stages on Hydra: ff-plan, ff-train, ff-analyze, ff-visualize.
 
 Each stage reads and writes the sweep directory (``sweep_dir=``), so they hand off
-through it and can run on different machines. Configs live in ``flops_fit/conf``;
+through it and can run on different machines. What a sweep directory holds is data: ff-train imports
+the model factory it records only when flops_fit ships it or the command line names it
+(``ff-train model._target_=mypkg.MyModel``). Configs live in ``flops_fit/conf``;
 override any value on the command line (``ff-plan compute.max_flops=1e22``) and see
 them all with ``--help``. The ``run_*`` functions take a composed config, so scripts
 can call the stages without the command line (``flops_fit.examples.example_cli_wrapper``).
@@ -28,6 +30,9 @@ from flops_fit.spec import PlanSpec
 from flops_fit.store import SweepStore
 
 PLAN_CONFIG = "plan_config.yaml"  # what ff-plan leaves for ff-train: which factory to import, and its knob
+# the model factories flops_fit ships: the only ones ff-train imports on a sweep directory's word alone
+SHIPPED_FACTORIES = frozenset({"flops_fit.examples.GPT", "flops_fit.examples.ViT", "flops_fit.examples.gpt.GPT",
+                               "flops_fit.examples.vit.ViT"})
 # PlanSpec's fields as types OmegaConf checks; model_kwargs come from the `model:` node instead
 _CONFIG_TYPES = {"size_values": Optional[list[int]], "size_range": Optional[list[int]], "flop_convention": str,
                  "max_compute": Optional[float], "target_compute": Optional[float]}
@@ -52,10 +57,48 @@ def _factory(model: DictConfig) -> tuple[Any, dict[str, Any]]:
     return hydra.utils.get_object(target), settings
 
 
-def _budgets(compute: DictConfig) -> list[float]:
-    if compute.budgets:
-        return [float(b) for b in compute.budgets]
-    lo, hi, n = float(compute.min_flops), float(compute.max_flops), int(compute.num_budgets)
+def _number(cfg: DictConfig, key: str, kind: type[int] | type[float], example: str, item: Any = None) -> Any:
+    """``cfg``'s ``key`` (or ``item``, one of its values) as an int or a finite float, or a ValueError naming
+    the key: a typo on the command line gets one line, not a traceback from deep inside."""
+    value = OmegaConf.select(cfg, key) if item is None else item
+    if isinstance(value, int) and not isinstance(value, bool):
+        return kind(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or (kind is int and not number.is_integer()):
+        raise ValueError(f"{key} must be {'an integer' if kind is int else 'a finite number'}, e.g. {key}={example}. "
+                         f"Got {value!r} instead.")
+    return kind(number)
+
+
+def _choice(cfg: DictConfig, key: str, allowed: tuple[Any, ...]) -> Any:
+    """``cfg``'s ``key``, which must be one of ``allowed`` (compared with its type), or a ValueError naming it."""
+    value = OmegaConf.select(cfg, key)
+    if not any(value == a and type(value) is type(a) for a in allowed):
+        raise ValueError(f"{key} must be one of {', '.join(str(a).lower() for a in allowed)}. Got {value!r} instead.")
+    return value
+
+
+def _sweep_dir(cfg: DictConfig, planned: bool = True) -> Path:
+    """``sweep_dir`` as a path, refused by name when it is a file, or (``planned``) when ff-plan has not written it."""
+    path = Path(cfg.sweep_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"sweep_dir={cfg.sweep_dir} is a file, not a directory: give the directory ff-plan wrote, "
+                         "or a new one for ff-plan to create.")
+    if planned and not (path / "plan.csv").exists() and not (path / PLAN_CONFIG).exists():
+        raise FileNotFoundError(f"sweep_dir={cfg.sweep_dir} holds no plan: run ff-plan sweep_dir={cfg.sweep_dir} first.")
+    return path
+
+
+def _budgets(cfg: DictConfig) -> list[float]:
+    if cfg.compute.budgets:
+        listed = cfg.compute.budgets if OmegaConf.is_list(cfg.compute.budgets) else [cfg.compute.budgets]
+        return [_number(cfg, "compute.budgets", float, "[1e18,3e18,1e19]", b) for b in listed]
+    lo = _number(cfg, "compute.min_flops", float, "1e17")
+    hi = _number(cfg, "compute.max_flops", float, "1e21")
+    n = _number(cfg, "compute.num_budgets", int, "5")
     if not 0 < lo <= hi or n < 1:
         raise ValueError(f"compute.min_flops ({lo:g}) and compute.max_flops ({hi:g}) must be positive with min <= max,"
                          f" and compute.num_budgets ({n}) at least 1.")
@@ -63,31 +106,67 @@ def _budgets(compute: DictConfig) -> list[float]:
 
 
 def run_plan(cfg: DictConfig) -> ff.SweepPlan:
+    sweep_dir = _sweep_dir(cfg, planned=False)
     factory, settings = _factory(cfg.model)
     planning = OmegaConf.to_container(cfg.planning, resolve=True)
     spec = PlanSpec.from_options(None, {**planning, "model_kwargs": settings}, "ff-plan")
-    plan = ff.plan_sweep(factory, cfg.size_param, _budgets(cfg.compute), spec=spec)
-    store = SweepStore(cfg.sweep_dir, writer=True)
+    plan = ff.plan_sweep(factory, cfg.size_param, _budgets(cfg), spec=spec)
+    store = SweepStore(sweep_dir, writer=True)
     store.add_plan(plan, spec)
-    OmegaConf.save(OmegaConf.create({"model": cfg.model, "size_param": cfg.size_param}),
-                   Path(cfg.sweep_dir) / PLAN_CONFIG)
+    # resolved: what ff-train reads back are plain values, never interpolations
+    OmegaConf.save(OmegaConf.create({"model": OmegaConf.to_container(cfg.model, resolve=True),
+                                     "size_param": cfg.size_param}), sweep_dir / PLAN_CONFIG)
     sweep = ff.SweepPlan(plan, model_cls=factory, model_size_param=cfg.size_param, spec=spec)
     print(repr(sweep))
-    print(f"\nPlan written to {cfg.sweep_dir}/plan.csv; next: ff-train sweep_dir={cfg.sweep_dir}")
+    target = cfg.model._target_
+    confirm = "" if target in SHIPPED_FACTORIES else f" model._target_={target}"  # ff-train imports it when named
+    print(f"\nPlan written to {cfg.sweep_dir}/plan.csv; next: ff-train sweep_dir={cfg.sweep_dir}{confirm}")
     return sweep
 
 
+def _planned_factory(cfg: DictConfig, sweep_dir: Path) -> tuple[Any, dict[str, Any], str]:
+    """The model factory, its settings and its size keyword that ff-plan recorded in ``sweep_dir``.
+
+    The directory's files are data: its settings are read as plain values (interpolations unresolved), and
+    the factory it names is imported only when flops_fit ships it or ff-train's own config names it
+    (``model._target_``), so a shared directory cannot make ff-train run code nobody asked for."""
+    recorded = OmegaConf.to_container(OmegaConf.load(sweep_dir / PLAN_CONFIG), resolve=False)
+    model = recorded.get("model") if isinstance(recorded, dict) else None
+    size_param = recorded.get("size_param") if isinstance(recorded, dict) else None
+    where = f"sweep_dir={cfg.sweep_dir}"
+    if not isinstance(model, dict) or not isinstance(model.get("_target_"), str):
+        raise ValueError(f"{sweep_dir / PLAN_CONFIG} names no model factory (model._target_); plan the sweep again: "
+                         f"ff-plan {where}.")
+    if not isinstance(size_param, str) or not size_param.isidentifier():
+        raise ValueError(f"{sweep_dir / PLAN_CONFIG} gives size_param={size_param!r}, not a keyword name; plan the "
+                         f"sweep again: ff-plan {where}.")
+    settings = {k: v for k, v in model.items() if k != "_target_"}
+    asked, confirmed = model["_target_"], OmegaConf.select(cfg, "model._target_")
+    if confirmed is not None and confirmed != asked:
+        raise ValueError(f"model._target_={confirmed} was given, but {where} was planned with {asked!r}, and its "
+                         f"sizes were found with that factory. Pass model._target_={asked}, or plan {confirmed} "
+                         "in a new directory: ff-plan model._target_=... sweep_dir=<new>.")
+    if confirmed is None and asked not in SHIPPED_FACTORIES:
+        raise ValueError(f"{where} asks ff-train to import and call {asked!r}, a model factory flops_fit does not "
+                         "ship; a sweep directory is data, so ff-train runs only code you name. If you trust it, "
+                         f"confirm it on the command line: ff-train {where} model._target_={asked}")
+    return hydra.utils.get_object(asked), settings, size_param
+
+
 def run_train(cfg: DictConfig) -> Any:
-    sweep_dir = Path(cfg.sweep_dir)
+    sweep_dir = _sweep_dir(cfg)
     if not (sweep_dir / PLAN_CONFIG).exists():
-        raise FileNotFoundError(f"{sweep_dir} holds no plan: run ff-plan sweep_dir={sweep_dir} first.")
-    planned = OmegaConf.load(sweep_dir / PLAN_CONFIG)
-    factory, settings = _factory(planned.model)
+        raise FileNotFoundError(f"sweep_dir={cfg.sweep_dir} has no {PLAN_CONFIG}, so it was not planned by ff-plan: "
+                                f"run ff-plan sweep_dir={cfg.sweep_dir} first.")
+    mode = _choice(cfg, "mode", ("mock", "local"))
+    seed = _number(cfg, "seed", int, "0")
+    retry_failed = _choice(cfg, "retry_failed", (False, True))
+    factory, settings, size_param = _planned_factory(cfg, sweep_dir)
     store = SweepStore(sweep_dir)
     spec, plan = store.spec(), store.plan()
     loop = {k: cfg[k] for k in ("strategy", "target_precision", "max_compute", "parallel") if cfg[k] is not None}
     dataset = held = loss = config = None
-    if cfg.mode != "mock":
+    if mode != "mock":  # the data and the loss: targets from ff-train's own config, never from sweep_dir
         dataset = hydra.utils.instantiate(cfg.dataset)
         held = hydra.utils.instantiate(cfg.eval_dataset) if cfg.eval_dataset is not None else None
         loss = hydra.utils.get_object(cfg.loss._target_)
@@ -95,14 +174,14 @@ def run_train(cfg: DictConfig) -> Any:
     if loop:
         spec = PlanSpec.from_options(spec, {**loop, "model_kwargs": settings}, "ff-train")
         if spec.strategy == "adaptive" and not ("reason" in plan.columns and plan["reason"].isin(REASONS).all()):
-            plan = _adaptive_start(store, plan, spec, factory, planned.size_param, cfg.mode, dataset, config)
-    common = dict(store=str(sweep_dir), retry_failed=bool(cfg.retry_failed), model_size_param=planned.size_param,
+            plan = _adaptive_start(store, plan, spec, factory, size_param, mode, dataset, config)
+    common = dict(store=str(sweep_dir), retry_failed=retry_failed, model_size_param=size_param,
                   model_kwargs=settings, spec=spec)
-    if cfg.mode == "mock":
-        results = ff.run_sweep(plan, factory, mode="mock", seed=int(cfg.seed),
+    if mode == "mock":
+        results = ff.run_sweep(plan, factory, mode="mock", seed=seed,
                                law=ff.PlantedLaw(**OmegaConf.to_container(cfg.law)), **common)
     else:
-        results = ff.run_sweep(plan, factory, dataset, loss, mode=cfg.mode, train_config=config, eval_dataset=held,
+        results = ff.run_sweep(plan, factory, dataset, loss, mode=mode, train_config=config, eval_dataset=held,
                                **common)
     counts = results["status"].value_counts().to_dict()
     print(f"{len(results)} runs in {sweep_dir}: {counts}")
@@ -122,9 +201,33 @@ def _adaptive_start(store: SweepStore, plan: Any, spec: PlanSpec, factory: Any, 
     return ff.plan_sweep(factory, size_param, sorted(plan["budget"].unique()), spec=spec, **facts)
 
 
+def _finished_sweep(cfg: DictConfig) -> Path:
+    """``sweep_dir``, refused with what to do when nothing in it has finished (a saved result passes as it is)."""
+    path = Path(cfg.sweep_dir)
+    if path.is_dir() and not (path / "plan.csv").exists():
+        return path  # a result written by Result.save, or not a sweep: flops_fit.load says which
+    path = _sweep_dir(cfg)
+    store = SweepStore(path)
+    planned, finished = len(store.plan()), store.finished()
+    if finished.empty:
+        raise ValueError(f"nothing in {cfg.sweep_dir} has finished yet ({planned} runs planned): run ff-train "
+                         f"sweep_dir={cfg.sweep_dir} first.")
+    statuses = finished["status"].value_counts().to_dict() if "status" in finished.columns else {}
+    if "completed" not in statuses:
+        raise ValueError(f"none of the {len(finished)} finished runs in {cfg.sweep_dir} completed ({statuses}; "
+                         f"their errors are in {cfg.sweep_dir}/runs/*.json): fix the cause and rerun ff-train "
+                         f"sweep_dir={cfg.sweep_dir} retry_failed=true.")
+    return path
+
+
 def run_analyze(cfg: DictConfig) -> ff.Result:
-    targets = list(cfg.extrapolate_to) if cfg.extrapolate_to else None
-    result = ff.load(cfg.sweep_dir, extrapolate_to=targets, estimator=cfg.estimator)
+    if cfg.extrapolate_to is None or OmegaConf.is_list(cfg.extrapolate_to):
+        listed = list(cfg.extrapolate_to or [])
+    else:
+        listed = [cfg.extrapolate_to]
+    targets = [_number(cfg, "extrapolate_to", float, "[1e23,1e24]", t) for t in listed] or None
+    bootstrap = _number(cfg, "bootstrap", int, "1000")
+    result = ff.load(_finished_sweep(cfg), extrapolate_to=targets, estimator=cfg.estimator)
     print(f"Estimator: {result.estimator}\n")
     print(result.chinchilla_table())
     if len(result.laws):
@@ -135,26 +238,27 @@ def run_analyze(cfg: DictConfig) -> ff.Result:
         if len(result.located_budgets) >= 3:
             print("\nBacktest, the largest budget held out (predicted without it, 95 % interval, measured):")
             print(readable_backtest(result.backtest()).to_string(index=False))
-        if int(cfg.bootstrap) > 0:
+        if bootstrap > 0:
             for target in result.targets:
-                p = result.predict(target, interval="bootstrap", n_resamples=int(cfg.bootstrap))
+                p = result.predict(target, interval="bootstrap", n_resamples=bootstrap)
                 print(f"C={target:.3g}: N_opt {p['optimal_params']:.4g} "
                       f"[{p['optimal_params_low']:.4g}, {p['optimal_params_high']:.4g}] (bootstrap)")
     return result
 
 
 def run_visualize(cfg: DictConfig) -> dict[str, Path]:
-    result = ff.load(cfg.sweep_dir, estimator=cfg.estimator)
+    png = _choice(cfg, "png", ("auto", True, False))
+    result = ff.load(_finished_sweep(cfg), estimator=cfg.estimator)
     out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.sweep_dir) / "figures"
     figures = result.plot(html_dir=out)
     written = {name: out / f"{name}.html" for name in figures}
-    if cfg.png in (True, "auto", "true"):
+    if png in (True, "auto"):
         try:
             for name, fig in figures.items():
                 fig.write_image(out / f"{name}.png", width=1000, height=550)
                 written[f"{name}.png"] = out / f"{name}.png"
         except Exception as exc:  # kaleido, or a browser for it, is missing
-            if cfg.png is True or cfg.png == "true":
+            if png is True:
                 raise RuntimeError(f"png=true but the PNG export failed: {exc}. Install kaleido and a Chromium, "
                                    "or use png=false.") from exc
             print(f"(no PNG: {type(exc).__name__}; install kaleido and a Chromium for PNG figures)")
