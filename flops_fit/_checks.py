@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 
 import numpy as np
 
@@ -26,6 +26,10 @@ def check_budgets(budgets: object, func: str, param: str = "compute_budgets") ->
         budgets = [budgets]
     if isinstance(budgets, (str, bytes)) or not isinstance(budgets, Iterable):
         raise param_error(param, func, "a list of positive FLOP counts such as [1e18, 1e19, 1e20]", budgets)
+    if isinstance(budgets, (Mapping, Set)):  # iterable, but a dict's keys or a set's order are not a list of budgets
+        fix = ("A dict is not a list of budgets (only its keys would be used); pass list(...) of the budgets."
+               if isinstance(budgets, Mapping) else "A set has no order; pass the budgets as a list, e.g. sorted(...).")
+        raise param_error(param, func, "a list of positive FLOP counts such as [1e18, 1e19, 1e20]", budgets, fix)
     values = list(budgets)
     if not values:
         raise param_error(param, func, "a non-empty list of positive FLOP counts", values)
@@ -73,6 +77,21 @@ def check_int_list(values: object, param: str, func: str, expected: str) -> list
     if not items or not all(_is_number(v) and float(v).is_integer() and v >= 1 for v in items):
         raise param_error(param, func, expected, values)
     return [int(v) for v in items]
+
+
+def check_int(value: object, param: str, func: str, *, low: int = 1, fix: str = "") -> int:
+    """An integer (Python or numpy; not a float such as 1e9, not a bool) of at least ``low``.
+
+    >>> check_int(32, "batch_size", "TrainConfig")
+    32
+    >>> check_int(1e9, "batch_size", "TrainConfig")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'batch_size' parameter of TrainConfig must be an integer of at least 1. Got 1000000000.0 instead.
+    """
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < low:
+        raise param_error(param, func, f"an integer of at least {low}", value, fix)
+    return int(value)
 
 
 def check_choice(value: object, param: str, func: str, choices: Sequence[str]) -> str:

@@ -11,7 +11,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .._checks import check_choice, check_number, param_error
+import numpy as np
+
+from .._checks import _is_number, check_choice, check_int, check_number, param_error
 
 
 @dataclass
@@ -40,17 +42,33 @@ class TrainConfig:
     def __post_init__(self) -> None:
         func = "TrainConfig"
         check_number(self.lr, "lr", func)
-        check_number(self.batch_size, "batch_size", func, integer=True)
+        self.batch_size = check_int(self.batch_size, "batch_size", func,
+                                    fix="It is the number of samples in one optimiser step, such as 32.")
         for name in ("warmup", "decay", "min_lr_ratio", "eval_fraction"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
                 raise param_error(name, func, "a fraction in [0, 1)", value)
-        check_number(self.weight_decay, "weight_decay", func, above=-1e-300)
-        check_number(self.grad_clip, "grad_clip", func, above=-1e-300)
-        check_number(self.eval_batches, "eval_batches", func, integer=True)
-        check_number(self.log_points, "log_points", func, integer=True)
+        if self.schedule == "wsd" and self.warmup + self.decay > 1 + 1e-12:
+            raise param_error("decay", func, f"at most 1 - warmup = {1 - self.warmup:g} under schedule='wsd'",
+                              self.decay, "Warm-up and decay together cannot take more than the whole run.")
+        for name in ("weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(float(value)) or value < 0:
+                raise param_error(name, func, "a non-negative, finite number", value)
+        betas = self.betas
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in betas)):
+            raise param_error("betas", func, "two numbers in [0, 1), AdamW's (beta1, beta2)", betas,
+                              "The default is (0.9, 0.95).")
+        self.betas = tuple(betas)  # type: ignore[assignment]  # a list from a YAML config becomes a pair
+        self.eval_batches = check_int(self.eval_batches, "eval_batches", func)
+        self.log_points = check_int(self.log_points, "log_points", func)
+        self.seed = check_int(self.seed, "seed", func, low=0)
         check_choice(self.schedule, "schedule", func, ("cosine", "wsd"))
         check_choice(self.device, "device", func, ("auto", "cpu", "cuda", "mps"))
+        if not isinstance(self.compile, (bool, np.bool_)):
+            raise param_error("compile", func, "True or False", self.compile)
+        self.compile = bool(self.compile)
 
 
 def lr_factor(step: int, steps: int, config: TrainConfig) -> float:
