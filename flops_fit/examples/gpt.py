@@ -11,18 +11,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
+ALIASES = {"num_layers": "n_layer", "num_heads": "n_head", "max_seq_len": "block_size"}  # the original flops-fit's
+
+
+def canonical(settings: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``settings`` with the original flops-fit names (``num_layers``...) renamed to nanoGPT's (``n_layer``...).
+
+    >>> canonical({"num_layers": 2, "d_model": 64}, "GPTConfig")
+    {'d_model': 64, 'n_layer': 2}
+    """
+    out = dict(settings)
+    for alias, name in ALIASES.items():
+        if alias in out:
+            if name in out:
+                raise TypeError(f"{owner} got both {name}={out[name]!r} and its alias {alias}={out[alias]!r}; "
+                                f"give only one of them.")
+            out[name] = out.pop(alias)
+    return out
+
+
 @dataclass
-class GPTConfig:
+class _GPTFields:
     vocab_size: int = 50257  # GPT-2 BPE; use 256 for byte-level text
-    block_size: int = 256  # context length T
-    n_layer: int = 4
-    n_head: int = 4
+    block_size: int = 256  # context length T (alias max_seq_len)
+    n_layer: int = 4  # alias num_layers
+    n_head: int = 4  # alias num_heads
     d_model: int = 128  # must be a multiple of n_head
     dropout: float = 0.0
     bias: bool = False  # bias in Linear and LayerNorm, as GPT-2 had; off is a bit better and faster
@@ -36,6 +57,50 @@ class GPTConfig:
             raise ValueError(
                 f"GPTConfig.d_model must be a multiple of n_head={self.n_head}. Got d_model={self.d_model} instead."
             )
+
+
+class GPTConfig(_GPTFields):
+    """The GPT's dimensions; ``num_layers``, ``num_heads`` and ``max_seq_len`` are accepted for ``n_layer``,
+    ``n_head`` and ``block_size`` (the original flops-fit's names).
+
+    Examples
+    --------
+    >>> GPTConfig(d_model=64, num_layers=2, max_seq_len=128).n_layer
+    2
+    """
+
+    def __init__(self, *args: Any, **settings: Any) -> None:
+        known = {f.name for f in fields(_GPTFields)}
+        unknown = sorted(set(settings) - known - set(ALIASES))
+        if unknown:
+            raise TypeError(f"GPTConfig got unexpected keyword argument(s) {unknown}; its fields are "
+                            f"{sorted(known)} (aliases {sorted(ALIASES)}).")
+        super().__init__(*args, **canonical(settings, "GPTConfig"))
+
+
+class GPTOutput(torch.Tensor):
+    """The logits (B, T, vocab_size), which also unpack as nanoGPT's ``(logits, loss)``.
+
+    It is the logits tensor for everything (``lm_loss(out, targets)``, ``out[:, -1]``, ``out * 2``, whose
+    results are plain tensors), except that iterating it gives the pair: ``logits, loss = model(idx)``, with
+    ``loss`` None unless targets were given. Iterate ``out.logits`` for the rows of the batch.
+    """
+
+    __torch_function__ = torch._C._disabled_torch_function_impl  # as nn.Parameter: results are plain tensors
+    loss: torch.Tensor | None
+
+    @classmethod
+    def of(cls, logits: torch.Tensor, loss: torch.Tensor | None = None) -> GPTOutput:
+        out = logits.as_subclass(cls)  # the same data and autograd history
+        out.loss = loss
+        return out
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self.as_subclass(torch.Tensor)
+
+    def __iter__(self) -> Iterator[torch.Tensor | None]:  # type: ignore[override]
+        return iter((self.logits, self.loss))
 
 
 class SelfAttention(nn.Module):
@@ -99,23 +164,31 @@ def init_weights(model: nn.Module, n_layer: int) -> None:
 
 
 class GPT(nn.Module):
-    """Decoder-only transformer; ``GPT(**overrides)`` or ``GPT(config=GPTConfig(...))``.
+    """Decoder-only transformer; ``GPT(**overrides)``, ``GPT(GPTConfig(...))`` or both.
+
+    It returns the logits as a :class:`GPTOutput`, which also unpacks as nanoGPT's ``(logits, loss)``.
 
     Examples
     --------
     >>> model = GPT(d_model=32, n_layer=2, vocab_size=256, block_size=64)
     >>> model.num_params()
     34976
+    >>> logits, loss = model(torch.zeros(1, 8, dtype=torch.long))
+    >>> tuple(logits.shape), loss
+    ((1, 8, 256), None)
     """
 
     def __init__(self, config: GPTConfig | None = None, **overrides: int | float | bool) -> None:
         super().__init__()
         known = {f.name for f in fields(GPTConfig)}
-        unknown = sorted(set(overrides) - known)
+        unknown = sorted(set(overrides) - known - set(ALIASES))
         if unknown:
-            raise TypeError(f"GPT got unexpected keyword argument(s) {unknown}; GPTConfig fields are {sorted(known)}.")
+            raise TypeError(f"GPT got unexpected keyword argument(s) {unknown}; GPTConfig fields are {sorted(known)} "
+                            f"(aliases {sorted(ALIASES)}).")
+        if config is not None and not isinstance(config, _GPTFields):
+            raise TypeError(f"GPT's config must be a GPTConfig. Got {type(config).__name__} instead.")
         base = config or GPTConfig()
-        self.config = GPTConfig(**{**base.__dict__, **overrides})
+        self.config = GPTConfig(**{**base.__dict__, **canonical(overrides, "GPT")})
         c = self.config
         self.wte = nn.Embedding(c.vocab_size, c.d_model)
         self.wpe = nn.Embedding(c.block_size, c.d_model)
@@ -139,8 +212,9 @@ class GPT(nn.Module):
             n -= self.wte.weight.numel() + self.wpe.weight.numel()
         return n
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> logits (B, T, vocab_size)."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> GPTOutput:
+        """Token ids (B, T) -> (logits (B, T, vocab_size), loss): the mean next-token cross-entropy against
+        ``targets`` (B, T) when given (ids of -100 are ignored), else None."""
         _, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"GPT got a sequence of length {T}; block_size is {self.config.block_size}.")
@@ -148,4 +222,9 @@ class GPT(nn.Module):
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        return self.lm_head(self.ln_f(x))
+        logits = self.lm_head(self.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                                   ignore_index=-100)
+        return GPTOutput.of(logits, loss)

@@ -118,13 +118,19 @@ class SizeSpace:
         return self._params[value]
 
     def _keyword_error(self, exc: BaseException) -> ValueError:
-        """Blame the keyword the factory named: one of model_kwargs, else the size knob."""
+        """Blame the keyword the factory named: one of model_kwargs, the size knob, or one the factory
+        passes on itself (a config field it misspells, say)."""
         text, name = str(exc), factory_name(self.model_cls)
         found = re.search(r"unexpected keyword argument(?:\(s\))?:? \[?'([^']+)'", text)
-        named = [found.group(1)] if found and found.group(1) in self.model_kwargs else []
-        if named:
+        keyword = found.group(1) if found else None
+        if keyword is not None and keyword in self.model_kwargs:
             return param_error("model_kwargs", "plan_sweep", f"keyword arguments that {name} accepts",
-                               self.model_kwargs, f"{name} rejected {named}: {text}")
+                               self.model_kwargs, f"{name} rejected [{keyword!r}]: {text}")
+        if keyword is not None and keyword != self.param:
+            return param_error("model_cls", "plan_sweep", f"a factory that builds a model from the size knob "
+                               f"{self.param!r}", name, f"Calling it raised TypeError for the keyword {keyword!r}, "
+                               f"which is neither the size knob nor in model_kwargs: {text.rstrip('.')}. "
+                               f"Fix {keyword!r} where {name} uses it.")
         return param_error("model_size_param", "plan_sweep", f"a keyword argument that {name} accepts",
                            self.param, f"Calling it raised: {text}")
 

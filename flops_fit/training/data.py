@@ -51,9 +51,21 @@ def fetch(dataset: Any, indices: Sequence[int]) -> tuple[Any, Any]:
     if isinstance(dataset, data.Subset):  # a held-out split of a dataset that can batch itself
         base, chosen = dataset.dataset, [dataset.indices[i] for i in chosen]
     if callable(getattr(base, "get_batch", None)):
-        return base.get_batch(chosen)
+        x, y = base.get_batch(chosen)
+        return contiguous(x), contiguous(y)  # slices of one gather: a loss_fn may .view() them, as nanoGPT's does
     batch = data.default_collate([dataset[i] for i in indices])
     return batch[0], batch[1]
+
+
+def contiguous(batch: Any) -> Any:
+    """Tensors made contiguous (a copy only where they are not), inside dicts, lists and tuples too."""
+    if callable(getattr(batch, "contiguous", None)):
+        return batch.contiguous()
+    if isinstance(batch, dict):
+        return {key: contiguous(value) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(contiguous(value) for value in batch)
+    return batch
 
 
 def batches(dataset: Any, batch_size: int, seed: int) -> Iterator[tuple[Any, Any, float]]:
