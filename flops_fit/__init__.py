@@ -30,6 +30,7 @@ _EXPORTS = {
     "SizeSearchError": "errors",
     "FitWarning": "errors",
     "CannotFitError": "errors",
+    "SweepIncomplete": "errors",
     "run_sweep": "runner",
     "SweepHandle": "handle",
     "fit_isoflops": "approaches.isoflop",
@@ -72,7 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .approaches.parametric import bootstrap_parametric, fit_parametric
     from .approaches.isoflop_shape import bootstrap_vpnls, vpnls_laws, vpnls_optima
     from .approaches.vpnls import fit_vpnls
-    from .errors import CannotFitError, FitWarning, SizeSearchError
+    from .errors import CannotFitError, FitWarning, SizeSearchError, SweepIncomplete
     from .executors import gpu_pool
     from .flops import flops_per_token
     from .frames import load_results, snap_budgets

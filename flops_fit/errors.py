@@ -25,3 +25,12 @@ class ModelContractError(TypeError):
 
 class RunAbandoned(Exception):
     """A run stopped part-way on request (``SweepHandle.stop()``); it is not recorded and will run again."""
+
+
+class SweepIncomplete(RuntimeError):
+    """The executor stopped taking runs before the sweep ended; ``results`` holds what finished (and the
+    store keeps it), so a new executor resumes the rest."""
+
+    def __init__(self, message: str, results: object = None) -> None:
+        super().__init__(message)
+        self.results = results

@@ -1,7 +1,10 @@
 """Running the pending rows of a plan, here or on an executor, recording each run as it finishes.
 
 The runner is the only place ``run_start`` and ``run_end`` are emitted, whatever the kind
-of job; a job trained here also emits ``step`` and ``eval`` events in between.
+of job; a job trained here also emits ``step`` and ``eval`` events in between. With a
+sweep directory each run is claimed before it runs, so several workers sharing the
+directory run each once; a run another worker finished is taken from its record (its
+``run_end`` event has ``elsewhere=True``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -17,13 +21,13 @@ from typing import Any
 import pandas as pd
 
 from ._checks import param_error
-from .errors import RunAbandoned
+from .errors import RunAbandoned, SweepIncomplete
 from .events import Callback, emitter
-from .jobs import Job, run_job
+from .jobs import Job, failed_outcome, run_job, run_remote
 from .progress import TqdmProgress
 from .schema import CURVE_COLUMNS, FINISHED, OUTCOME_COLUMNS, Status
 from .spec import PlanSpec
-from .store import SweepStore
+from .store import SweepStore, model_identity
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +47,10 @@ class SweepExecution:
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.identity = json.dumps(job.identity(), sort_keys=True, default=str)
+        self.poll_s = 0.5  # how often to look again when every run left is claimed by another worker
+        self._retrying: dict[str, int | None] = {}  # failed runs to run again: run_id -> their record's version
         if store is not None:
+            store.check_identity({"run": job.identity(), "model": _model_of(plan)})
             store.add_plan(plan, spec)
             self._reuse_finished(store, retry_failed)
         self.todo = [row for row in plan.to_dict("records") if row["run_id"] not in self.outcomes]
@@ -57,9 +64,12 @@ class SweepExecution:
         if done.empty:
             return
         planned = self.plan.set_index("run_id")
-        for record in done[done["run_id"].isin(self.plan["run_id"]) & done["status"].isin(keep)].to_dict("records"):
+        ours = done[done["run_id"].isin(self.plan["run_id"])]
+        for record in ours[ours["status"].isin(keep)].to_dict("records"):
             self._check_reusable(record, planned.loc[record["run_id"]], store)
             self.outcomes[record["run_id"]] = record
+        for run_id in ours.loc[~ours["status"].isin(keep), "run_id"]:
+            self._retrying.setdefault(run_id, store.record_version(run_id))
 
     def _check_reusable(self, record: Mapping[str, Any], row: pd.Series, store: SweepStore) -> None:
         """A stored run is reused only if it ran the same way on the same plan row; else say so."""
@@ -83,6 +93,7 @@ class SweepExecution:
         full["flops"] = float(row["flops_per_token"]) * float(outcome.get("tokens_trained") or 0)
         if self.store is not None:
             self.store.write_run(full, curve)
+            self.store.claims.release(row["run_id"])
         with self.lock:
             self.outcomes[row["run_id"]] = full
             self.curves[row["run_id"]] = curve
@@ -103,19 +114,58 @@ class SweepExecution:
         if self.progress and self.todo:
             bars = TqdmProgress(len(self.todo))
             self.callbacks.append(bars)
+        beating = _Heartbeat(self.store) if self.store is not None else None
         try:
             if self.executor is None:
                 self._run_here()
             else:
                 self._run_on_executor()
         finally:
+            if beating is not None:
+                beating.stop()
+                self.store.claims.release_all()
             if bars is not None:
                 bars.close()
 
+    # -- which run next ------------------------------------------------------------------------------------
+    def _take(self, queue: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The next row of ``queue`` this worker runs (claimed, with a store), or None while every row left
+        is claimed by another live worker; rows another worker finished leave the queue, their outcome kept."""
+        for row in list(queue):
+            if self._adopt(row["run_id"]):
+                queue.remove(row)
+                continue
+            if self.store is None or self.store.claims.take(row["run_id"]):
+                queue.remove(row)
+                if self.store is not None and self._adopt(row["run_id"]):  # finished just before our claim
+                    self.store.claims.release(row["run_id"])
+                    continue
+                return row
+        return None
+
+    def _adopt(self, run_id: str) -> bool:
+        """Keep the outcome another worker recorded for ``run_id`` (True), if it finished and counts."""
+        record = None if self.store is None else self.store.record(run_id)
+        if record is None or record.get("identity") not in (None, self.identity):
+            return False
+        if record["status"] not in FINISHED or (
+                record["status"] != Status.COMPLETED.value and run_id in self._retrying
+                and self.store.record_version(run_id) == self._retrying[run_id]):
+            return False  # the failure we were asked to run again
+        with self.lock:
+            self.outcomes[run_id] = record
+        loss = record.get("loss")
+        self.emit({"type": "run_end", "run_id": run_id, "status": record["status"],
+                   "loss": float("nan") if loss is None else float(loss), "elsewhere": True})
+        return True
+
     def _run_here(self) -> None:
-        for row in self.todo:
-            if self.stop_event.is_set():
-                break
+        queue = list(self.todo)
+        while queue and not self.stop_event.is_set():
+            row = self._take(queue)
+            if row is None:
+                self.stop_event.wait(self.poll_s)
+                continue
             self.emit({"type": "run_start", "run_id": row["run_id"], **self.job.start(row)})
             try:
                 outcome, curve = run_job(self.job, row, self.emit, self.stop_event.is_set)
@@ -127,37 +177,66 @@ class SweepExecution:
         """Keep a few runs in flight, record each as it completes; stop() submits no more and keeps what runs.
 
         Nothing is ever cancelled: some engines (Dask, submitit) cannot tell a queued task
-        from a running one, and cancelling a running one would lose it.
+        from a running one, and cancelling a running one would lose it. A run the executor
+        loses (its worker process died) is recorded ``failed`` with the cause; an executor that
+        takes no more runs ends the sweep with :class:`~flops_fit.errors.SweepIncomplete`.
         """
         limit = int(getattr(self.executor, "_max_workers", 0) or 8)
         queue = list(self.todo)
-        in_flight: dict[Any, Mapping[str, Any]] = {}
+        in_flight: dict[Any, dict[str, Any]] = {}
+        refused: BaseException | None = None
+        unrun = 0
         while queue or in_flight:
-            while queue and len(in_flight) < limit and not self.stop_event.is_set():
-                row = queue.pop(0)
+            waiting = False
+            while queue and len(in_flight) < limit and not self.stop_event.is_set() and refused is None:
+                row = self._take(queue)
+                if row is None:
+                    waiting = True
+                    break
                 try:
-                    in_flight[self.executor.submit(run_job, self.job, row)] = row
+                    in_flight[self.executor.submit(run_remote, self.job, row, os.getpid())] = row
                 except Exception as exc:  # the executor is gone: what is in flight still lands
-                    logger.warning("could not submit run %s: %s", row["run_id"], exc)
-                    queue.clear()
-            if self.stop_event.is_set():
-                queue.clear()
+                    refused = exc
+                    queue.insert(0, row)
+                    if self.store is not None:
+                        self.store.claims.release(row["run_id"])
+            if self.stop_event.is_set() or refused is not None:
+                unrun, queue = len(queue), []
             finished = [f for f in in_flight if f.done()]
             if not finished:
                 if in_flight and all(isinstance(f, cf.Future) for f in in_flight):
-                    cf.wait(list(in_flight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
-                else:  # e.g. submitit jobs: poll
-                    time.sleep(0.05)
+                    cf.wait(list(in_flight), timeout=self.poll_s, return_when=cf.FIRST_COMPLETED)
+                elif in_flight or waiting:  # submitit jobs, or runs other workers hold: poll
+                    time.sleep(0.05 if in_flight else self.poll_s)
                 continue
             for future in finished:
-                row = in_flight.pop(future)
-                try:
-                    outcome, curve = future.result()
-                except Exception as exc:  # the executor failed, not the run: leave it pending to run again
-                    logger.warning("run %s did not come back from the executor (%s: %s); it stays pending",
-                                   row["run_id"], type(exc).__name__, exc)
-                    continue
-                self.record(row, outcome, curve)
+                self._land(future, in_flight.pop(future))
+        if refused is not None:
+            results = self.results()
+            lost = results["status"].eq(Status.FAILED.value) & results["error"].astype(str).str.startswith("lost")
+            raise SweepIncomplete(
+                f"run_sweep: the executor stopped taking runs ({type(refused).__name__}: {refused}). {unrun} run(s) "
+                f"were not run{f' and {int(lost.sum())} were lost with it (recorded failed)' if lost.any() else ''}; "
+                f"{int(results['status'].eq(Status.COMPLETED.value).sum())} completed"
+                f"{' and are kept in ' + str(self.store.path) if self.store is not None else ''}. Start a new "
+                "executor and call run_sweep again with the same store= to run the rest"
+                f"{' (retry_failed=True also reruns the lost ones)' if lost.any() else ''}. The results so far are this error's .results.", results) from refused
+
+    def _land(self, future: Any, row: dict[str, Any]) -> None:
+        """Record what came back; a run the executor lost is recorded failed, with why."""
+        try:
+            outcome, curve = future.result()
+        except cf.CancelledError:  # cancelled by someone else: not run, so it runs again
+            if self.store is not None:
+                self.store.claims.release(row["run_id"])
+            return
+        except Exception as exc:
+            logger.warning("run %s did not come back from the executor (%s: %s); recorded failed", row["run_id"],
+                           type(exc).__name__, exc)
+            outcome = failed_outcome(f"lost: its worker died or the executor failed while it ran "
+                                     f"({type(exc).__name__}: {exc})")
+            curve = pd.DataFrame(columns=CURVE_COLUMNS)
+        self.record(row, outcome, curve)
 
     # -- assembling -------------------------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
@@ -181,3 +260,31 @@ class SweepExecution:
             frames = [self.curves[rid] for rid in self.plan["run_id"] if rid in self.curves]
         frames = [f for f in frames if not f.empty]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+def _model_of(plan: pd.DataFrame) -> dict[str, Any] | None:
+    """The model settings a plan records, when it records one set (the model part of the sweep's identity)."""
+    values = []
+    for column in ("size_param", "model_kwargs"):
+        found = plan[column].dropna().unique() if column in plan.columns else []
+        if len(found) > 1:
+            return None
+        values.append(str(found[0]) if len(found) else None)
+    return model_identity(values[0] or "", values[1])
+
+
+class _Heartbeat:
+    """Refreshes the store's claims every few seconds in a daemon thread, so other workers see this one lives."""
+
+    def __init__(self, store: SweepStore) -> None:
+        self._store, self._done = store, threading.Event()
+        self._every = min(10.0, store.claims.stale_s / 4)
+        self._thread = threading.Thread(target=self._beat, name="flops_fit-claims", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._every):
+            self._store.claims.heartbeat()
+
+    def stop(self) -> None:
+        self._done.set()

@@ -65,8 +65,14 @@ class SweepHandle:
         self._sweep.stop_event.set()
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
-        """Block until the sweep ends (or ``timeout`` seconds pass); returns :meth:`results`."""
+        """Block until the sweep ends and return :meth:`results`; raises ``TimeoutError`` if it has not ended
+        after ``timeout`` seconds (it runs on; :meth:`results` gives the frame so far), and the sweep's error
+        if it ended with one (:class:`~flops_fit.errors.SweepIncomplete` when its executor stopped taking runs)."""
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            counts = self.progress()
+            raise TimeoutError(f"SweepHandle.wait: the sweep is still running after {timeout:g} s ({counts}); call "
+                               "wait() again, or stop() it, or read results() for the frame so far.")
         if self.error is not None:
             raise self.error
         return self.results()

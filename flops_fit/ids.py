@@ -46,3 +46,12 @@ def unreadable(settings: dict[str, Any]) -> list[str]:
 def make_run_id(**content: Any) -> str:
     """A stable id from a run's content (budget, size, training settings), never its position."""
     return hashlib.sha1(to_json(content).encode()).hexdigest()[:12]
+
+
+# a run id names files (runs/<id>.json): letters, digits, '_', '-' and '.', not starting with '.', so no path
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+
+
+def bad_run_ids(run_ids: Any) -> list[str]:
+    """The run ids that could not safely name a file inside a sweep directory (``../x``, ``a/b``, ``.hidden``)."""
+    return [str(rid) for rid in run_ids if not RUN_ID_PATTERN.fullmatch(str(rid))]

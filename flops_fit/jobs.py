@@ -9,6 +9,8 @@ returns ``(outcome, curve)`` whatever happens inside. The runner alone emits
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -121,8 +123,38 @@ def run_job(job: Job, row: Row, emit: Callback | None = None,
         raise
     except Exception as exc:
         logger.warning("run %s (size %s) failed: %s", row["run_id"], row["size"], exc)
-        outcome = {"status": Status.FAILED.value, "loss": float("nan"), "tokens_trained": 0,
-                   "error": f"{type(exc).__name__}: {exc}"}
-        curve = pd.DataFrame(columns=CURVE_COLUMNS)
+        outcome, curve = failed_outcome(f"{type(exc).__name__}: {exc}"), pd.DataFrame(columns=CURVE_COLUMNS)
     outcome.setdefault("wall_time", time.perf_counter() - start)
     return outcome, curve
+
+
+def failed_outcome(error: str) -> dict[str, Any]:
+    """The outcome of a run that did not finish: ``failed``, with why."""
+    return {"status": Status.FAILED.value, "loss": float("nan"), "tokens_trained": 0, "error": error}
+
+
+def run_remote(job: Job, row: Row, submitter: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """:func:`run_job` as an executor's worker runs it. In a worker process (not the submitting process
+    ``submitter``) it first makes sure the worker exits when its own parent does: a process pool's
+    workers outlive a parent killed with SIGKILL otherwise, training on for nobody."""
+    if os.getpid() != submitter:
+        _exit_with_parent()
+    return run_job(job, row)
+
+
+_watching: list[threading.Thread] = []  # at most one watchdog per worker process
+
+
+def _exit_with_parent(every: float = 1.0) -> None:
+    if _watching and _watching[0].is_alive():
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # when the parent dies, the worker is handed to another (init)
+            time.sleep(every)
+        logger.warning("flops_fit worker %d: parent %d is gone; exiting", os.getpid(), parent)
+        os._exit(1)
+
+    _watching[:] = [threading.Thread(target=watch, name="flops_fit-parent-watch", daemon=True)]
+    _watching[0].start()

@@ -72,6 +72,22 @@ def test_four_stages_hand_off_through_the_sweep_directory(installed, tmp_path):
     assert not list(tmp_path.glob("outputs"))  # Hydra leaves no output directories behind
 
 
+def test_copies_of_ff_train_share_one_sweep_directory(installed, tmp_path):
+    """The way to scale out without Dask: start N copies of ff-train on one directory (a SLURM array on a
+    shared filesystem, say); each run is claimed by one of them, and all end when the sweep is done."""
+    done = run(installed, "ff-plan", "sweep_dir=sweep", "compute.min_flops=1e18", "compute.max_flops=1e21",
+               "compute.num_budgets=4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    copies = [subprocess.Popen([str(installed / "ff-train"), "sweep_dir=sweep", "mode=mock"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for copy in copies:
+        out, err = copy.communicate(timeout=300)
+        assert copy.returncode == 0, err
+        assert "36 runs in sweep: {'completed': 36}" in out  # each copy ends with the whole sweep
+    assert len(list((tmp_path / "sweep" / "runs").glob("*.json"))) == 36
+    assert not list((tmp_path / "sweep" / "claims").glob("*.claim"))
+
+
 def test_help_lists_the_options(installed, tmp_path):
     done = run(installed, "ff-plan", "--help", cwd=tmp_path)
     assert done.returncode == 0

@@ -2,6 +2,8 @@
 
 import concurrent.futures as cf
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -53,15 +55,17 @@ def test_resume_runs_only_what_is_new(plan, tmp_path):
     assert again == []  # everything finished: nothing runs twice
 
 
-def test_changed_settings_never_return_stale_results(tmp_path):
+def test_changed_settings_are_refused_so_a_fit_never_mixes_them(tmp_path):
     root = tmp_path / "sweep"
     old = ff.plan_sweep(GPT, "d_model", [1e17, 1e18], model_kwargs={"n_layer": 4})
     new = ff.plan_sweep(GPT, "d_model", [1e17, 1e18], model_kwargs={"n_layer": 6})
     ff.run_sweep(old, mode="mock", store=root)
-    results = ff.run_sweep(new, mode="mock", store=root)
-    assert set(results["run_id"]) == set(new["run_id"])
-    assert not set(results["run_id"]) & set(old["run_id"])
-    assert len(ff.load_results(root, completed_only=False)) == len(old) + len(new)  # the old runs are kept too
+    with pytest.raises(ValueError, match=r"this sweep alone.*n_layer: 4 there, 6 here"):
+        ff.run_sweep(new, mode="mock", store=root)
+    with pytest.raises(ValueError, match="seed: 0 there, 1 here"):
+        ff.run_sweep(old, mode="mock", seed=1, store=root)
+    assert set(ff.load_results(root, completed_only=False)["run_id"]) == set(old["run_id"])  # nothing added
+    ff.run_sweep(new, mode="mock", store=tmp_path / "other")  # its own directory works
 
 
 class Flaky(GPT):
@@ -194,3 +198,78 @@ def test_gpu_pool_pins_one_gpu_per_worker():
         pool.shutdown()
     with pytest.raises(ValueError, match="at least one GPU"):
         ff.gpu_pool([])
+
+
+def test_a_corrupt_record_or_curve_is_named_set_aside_and_run_again(plan, tmp_path):
+    small = plan[plan["budget"] <= 1e18]
+    ff.run_sweep(small, mode="mock", store=tmp_path)
+    broken, torn = sorted(small["run_id"])[:2]
+    (tmp_path / "runs" / f"{broken}.json").write_text('{"run_id": "' + broken + '", "loss": 3.')  # truncated
+    (tmp_path / "curves" / f"{torn}.csv").write_bytes(b"\x00\xff garbage\n\x01")
+    with pytest.warns(UserWarning, match=f"{broken}.json cannot be read"):
+        loaded = ff.load_results(tmp_path, completed_only=False)
+    assert loaded.set_index("run_id").loc[broken, "status"] == "pending"
+    assert (tmp_path / "runs" / "corrupt" / f"{broken}.json").exists()
+    with pytest.warns(UserWarning, match=f"{torn}.csv cannot be read"):
+        SweepStore(tmp_path).curves()
+    assert (tmp_path / "curves" / "corrupt" / f"{torn}.csv").exists()
+    events = []
+    results = ff.run_sweep(small, mode="mock", store=tmp_path, callbacks=[events.append])
+    assert sorted(e["run_id"] for e in events if e["type"] == "run_end") == sorted([broken, torn])  # only those
+    assert results["status"].eq("completed").all()
+    ff.load(tmp_path)  # fits again
+
+
+def test_stray_curves_and_records_warn(plan, tmp_path):
+    small = plan[plan["budget"] <= 1e17]
+    ff.run_sweep(small, mode="mock", store=tmp_path)
+    one, two = sorted(small["run_id"])[:2]
+    (tmp_path / "curves" / f"{one}.csv").unlink()
+    (tmp_path / "runs" / f"{two}.json").unlink()
+    with pytest.warns(UserWarning) as caught:
+        store = SweepStore(tmp_path)
+        store.finished(), store.curves()
+    text = " ".join(str(w.message) for w in caught)
+    assert f"have no curve in curves/ (removed by hand?): ['{one}']" in text
+    assert f"have no record in runs/ (runs stopped part-way; they run again): ['{two}']" in text
+
+
+def test_only_the_stores_own_temporary_files_are_removed(plan, tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "notes").mkdir()
+    ours = tmp_path / "runs" / f".abc.json.{pid}.k2j4h5g6.tmp"  # what write_atomic leaves when its writer dies
+    theirs = [tmp_path / "notes" / f".abc.json.{pid}.k2j4h5g6.tmp", tmp_path / f".editor.{pid}.swpfile1.tmp",
+              tmp_path / "runs" / f".draft.txt.{pid}.k2j4h5g6.tmp", tmp_path / "runs" / ".x.tmp"]
+    for path in [ours, *theirs]:
+        path.write_text("x")
+    ff.run_sweep(plan[plan["budget"] <= 1e17], mode="mock", store=tmp_path)
+    assert not ours.exists() and all(p.exists() for p in theirs)
+
+
+def test_run_ids_cannot_write_outside_the_directory(plan, tmp_path):
+    root = tmp_path / "inner" / "sweep"
+    escaping = plan.iloc[:3].assign(run_id=["../../ESCAPED", "a/b", ".hidden"])
+    with pytest.raises(ValueError, match=r"run_id values can name files.*\.\./\.\./ESCAPED"):
+        ff.run_sweep(escaping, mode="mock", store=root)
+    SweepStore(root, writer=True)
+    (root / "plan.csv").write_text(escaping.to_csv(index=False))  # a shared plan.csv, read by ff-train
+    with pytest.raises(ValueError, match="run_id values can name files"):
+        ff.run_sweep(SweepStore(root).plan(), mode="mock", store=root)
+    assert not list(tmp_path.rglob("ESCAPED*")) and not (tmp_path / "inner" / "a").exists()
+
+
+def test_a_directory_that_already_mixes_sweeps_is_not_fitted(tmp_path):
+    old = ff.plan_sweep(GPT, "d_model", [1e17, 1e18], model_kwargs={"n_layer": 4})
+    ff.run_sweep(old, mode="mock", store=tmp_path)
+    ff.run_sweep(old, mode="mock", store=tmp_path / "other", seed=3)
+    for path in (tmp_path / "other" / "runs").glob("*.json"):  # as older versions let it happen
+        record = json.loads(path.read_text())
+        record["run_id"] = "x" + record["run_id"]
+        (tmp_path / "runs" / f"x{path.name}").write_text(json.dumps(record))
+    (tmp_path / "sweep.json").unlink()
+    with pytest.raises(ValueError, match="holds runs made 2 different ways"):
+        ff.load(tmp_path)
+    with pytest.raises(ValueError, match="holds runs made 2 different ways"):
+        ff.run_sweep(old, mode="mock", store=tmp_path)
