@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from ._checks import check_budgets, check_choice, check_seed, param_error
+from ._checks import check_budgets, check_choice, check_seed, param_error, warn
 from .approaches.estimator import check_estimator
 from .mock import PlantedLaw, check_law
 from .planning.planner import plan_sweep
-from .result import Result
+from .errors import FitWarning
+from .result import Result, incomplete_runs
 from .runner import run_sweep, training_facts
 from .schema import MODES
 from .spec import PlanSpec
@@ -188,6 +189,8 @@ class SweepPlan:
             model_size_param=self.model_size_param, spec=self.spec, **run_options)
         adaptive = self.spec is not None and self.spec.strategy == "adaptive"
         plan = results[[c for c in self.plan.columns if c in results.columns]] if adaptive else self.plan
+        if incomplete_runs(results):
+            warn(f"find_optimal: {incomplete_runs(results)}", FitWarning)
         return Result.from_results(results, curves=curves, plan=plan, extrapolate_to=extrapolate_to,
                                    spec=self.spec, estimator=estimator)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import provenance
-from ._checks import check_budgets, check_compute, param_error
+from ._checks import check_budgets, check_compute, param_error, warn
 from ._format import human
 from .approaches.compare import estimate_all, summarise
 from .approaches.diagnostics import diagnose
@@ -41,6 +41,34 @@ def default_targets(budgets: Sequence[float]) -> list[float]:
     """What to extrapolate to when nobody said: 10x and 100x the largest budget."""
     top = float(max(budgets))
     return [10 * top, 100 * top]
+
+
+def incomplete_runs(results: pd.DataFrame) -> str:
+    """Which planned runs did not complete, and why, in a sentence ("" when all did).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"status": ["completed", "failed", "pending"], "error": [None, "OOM", None]})
+    >>> incomplete_runs(frame)
+    '2 of 3 planned runs did not complete: 1 failed (OOM), 1 pending (not run). The fit uses the 1 that did.'
+    """
+    if "status" not in results.columns or results.empty:
+        return ""
+    status = results["status"].astype("string").fillna("pending")
+    left = status[status != "completed"]
+    if left.empty:
+        return ""
+    parts = []
+    for kind, count in left.value_counts().items():
+        why = "not run" if kind in ("pending", "running") else ""
+        if "error" in results.columns and not why:
+            errors = results.loc[left.index[left == kind], "error"].dropna().astype(str)
+            if len(errors):
+                top = errors.value_counts()
+                why = top.index[0][:160] + (f"; {len(top) - 1} other cause(s)" if len(top) > 1 else "")
+        parts.append(f"{count} {kind}" + (f" ({why})" if why else ""))
+    return (f"{len(left)} of {len(results)} planned runs did not complete: {', '.join(parts)}. "
+            f"The fit uses the {len(results) - len(left)} that did.")
 
 
 @dataclass
@@ -131,6 +159,8 @@ class Result:
                               "result written by Result.save(PATH)", os.fspath(path))
         store = SweepStore(path)
         results = store.results()
+        if incomplete_runs(results):
+            warn(f"load: {incomplete_runs(results)}", FitWarning)
         return cls.from_results(results, curves=store.curves(), plan=store.plan(), spec=store.spec(),
                                 **fit_options)
 
@@ -352,12 +382,19 @@ class Result:
             return f"no power law fitted ({self.estimator})"
         return f"N_opt ∝ C^{self.exponent('params'):.3f} ({self.estimator} fit)"
 
+    @property
+    def incomplete(self) -> str:
+        """Which planned runs did not complete and why ("" when all did); the table's caption says it too."""
+        return incomplete_runs(self.results)
+
     def __repr__(self) -> str:
+        note = f"\n{self.incomplete}" if self.incomplete else ""
         return (f"Result({len(self.results)} runs, {len(self.optima)} budgets, {self._headline()})\n"
-                f"{self.chinchilla_table()}")
+                f"{self.chinchilla_table()}{note}")
 
     def _repr_markdown_(self) -> str:
-        return f"**flops_fit Result**: {self._headline()}\n\n{self.chinchilla_table()}"
+        note = f"\n\n*{self.incomplete}*" if self.incomplete else ""
+        return f"**flops_fit Result**: {self._headline()}\n\n{self.chinchilla_table()}{note}"
 
 
 def load(path: str | os.PathLike[str], **fit_options: Any) -> Result:
