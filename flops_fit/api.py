@@ -14,7 +14,8 @@ from .approaches.estimator import check_estimator
 from .mock import PlantedLaw, check_law
 from .planning.planner import plan_sweep
 from .errors import FitWarning
-from .result import Result, incomplete_runs
+from .frames import incomplete_runs
+from .result import Result
 from .runner import run_sweep, training_facts
 from .schema import MODES
 from .spec import PlanSpec

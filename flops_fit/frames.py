@@ -307,3 +307,31 @@ def drop_thin_budgets(frame: pd.DataFrame, func: str, min_sizes: int = 3) -> pd.
         warn(f"{func}: left out budget(s) {', '.join(f'{b:.3g}' for b in thin)} with fewer than {min_sizes} "
              "usable sizes.", FitWarning)
     return frame[~frame["budget"].isin(thin)].reset_index(drop=True)
+
+
+def incomplete_runs(results: pd.DataFrame) -> str:
+    """Which planned runs did not complete, and why, in a sentence ("" when all did).
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"status": ["completed", "failed", "pending"], "error": [None, "OOM", None]})
+    >>> incomplete_runs(frame)
+    '2 of 3 planned runs did not complete: 1 failed (OOM), 1 pending (not run). The fit uses the 1 that did.'
+    """
+    if "status" not in results.columns or results.empty:
+        return ""
+    status = results["status"].astype("string").fillna("pending")
+    left = status[status != "completed"]
+    if left.empty:
+        return ""
+    parts = []
+    for kind, count in left.value_counts().items():
+        why = "not run" if kind in ("pending", "running") else ""
+        if "error" in results.columns and not why:
+            errors = results.loc[left.index[left == kind], "error"].dropna().astype(str)
+            if len(errors):
+                top = errors.value_counts()
+                why = top.index[0][:160] + (f"; {len(top) - 1} other cause(s)" if len(top) > 1 else "")
+        parts.append(f"{count} {kind}" + (f" ({why})" if why else ""))
+    return (f"{len(left)} of {len(results)} planned runs did not complete: {', '.join(parts)}. "
+            f"The fit uses the {len(results) - len(left)} that did.")
