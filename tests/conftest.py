@@ -34,3 +34,13 @@ def gpt_plan():
 @pytest.fixture(scope="session")
 def mock_results(gpt_plan):
     return run_sweep(gpt_plan, mode="mock", law=PlantedLaw(), seed=0, return_curves=True)
+
+
+WIDE_MODEL = (  # a user's own model module, for the command line to import: mymodels.Wide(width, depth)
+    "import torch\n\n"
+    "class Wide(torch.nn.Module):\n"
+    "    def __init__(self, width, depth=2):\n"
+    "        super().__init__()\n"
+    "        self.layers = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])\n\n"
+    "    def num_params(self):\n"
+    "        return sum(p.numel() for p in self.parameters())\n")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import WIDE_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -122,14 +124,7 @@ def test_the_wrapper_example(tmp_path):
 
 
 def test_your_own_model_and_real_training_from_the_command_line(installed, tmp_path):
-    (tmp_path / "mymodels.py").write_text(
-        "import torch\n\n"
-        "class Wide(torch.nn.Module):\n"
-        "    def __init__(self, width, depth=2):\n"
-        "        super().__init__()\n"
-        "        self.layers = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])\n\n"
-        "    def num_params(self):\n"
-        "        return sum(p.numel() for p in self.parameters())\n")
+    (tmp_path / "mymodels.py").write_text(WIDE_MODEL)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     done = subprocess.run([str(installed / "ff-plan"), "sweep_dir=mine", "model._target_=mymodels.Wide",
                            "~model.n_layer", "+model.depth=3", "size_param=width", "compute.budgets=[1e12,1e13]",

@@ -14,6 +14,8 @@ from hydra import compose, initialize_config_module
 
 from flops_fit.cli import PLAN_CONFIG, run_analyze, run_plan, run_train
 
+from .conftest import WIDE_MODEL
+
 
 def stage(name: str, *overrides: str):
     with initialize_config_module(config_module="flops_fit.conf", version_base="1.3"):
@@ -49,14 +51,7 @@ def test_a_sweep_directory_cannot_make_ff_train_call_its_code(tmp_path, mode):
 
 
 def test_a_factory_named_on_the_command_line_is_trusted(tmp_path):
-    (tmp_path / "mymodels.py").write_text(
-        "import torch\n\n"
-        "class Wide(torch.nn.Module):\n"
-        "    def __init__(self, width, depth=2):\n"
-        "        super().__init__()\n"
-        "        self.layers = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])\n\n"
-        "    def num_params(self):\n"
-        "        return sum(p.numel() for p in self.parameters())\n")
+    (tmp_path / "mymodels.py").write_text(WIDE_MODEL)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     done = cli("ff-plan", "sweep_dir=mine", "model._target_=mymodels.Wide", "~model.n_layer", "size_param=width",
                "compute.budgets=[1e12,1e13]", "planning.points_per_budget=3", cwd=tmp_path, env=env)
