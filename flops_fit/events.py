@@ -3,7 +3,8 @@
 Every run emits, in order: ``run_start`` (``run_id, steps, tokens, device``) and
 ``run_end`` (``run_id``, the outcome: ``status, loss, error, ...``), both from the runner;
 in between, runs trained here emit ``step`` (``run_id, step, steps, tokens, loss, lr``)
-and ``eval`` (``run_id, loss``). With an executor only ``run_end`` comes back.
+and ``eval`` (``run_id, loss``). Workers of an executor on this host send theirs back
+(:mod:`flops_fit.channel`); from workers on other hosts only ``run_end`` comes.
 """
 
 from __future__ import annotations

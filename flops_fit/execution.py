@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ._checks import param_error
+from .channel import EventChannel
 from .errors import RunAbandoned, SweepIncomplete
 from .events import Callback, emitter
 from .jobs import Job, failed_outcome, run_job, run_remote
@@ -182,6 +183,13 @@ class SweepExecution:
         takes no more runs ends the sweep with :class:`~flops_fit.errors.SweepIncomplete`.
         """
         limit = int(getattr(self.executor, "_max_workers", 0) or 8)
+        channel = EventChannel()  # the workers' run_start, step and eval events come back through it
+        try:
+            self._submit_and_land(limit, channel)
+        finally:
+            channel.close()
+
+    def _submit_and_land(self, limit: int, channel: EventChannel) -> None:
         queue = list(self.todo)
         in_flight: dict[Any, dict[str, Any]] = {}
         refused: BaseException | None = None
@@ -194,7 +202,7 @@ class SweepExecution:
                     waiting = True
                     break
                 try:
-                    in_flight[self.executor.submit(run_remote, self.job, row, os.getpid())] = row
+                    in_flight[self.executor.submit(run_remote, self.job, row, os.getpid(), channel.ticket)] = row
                 except Exception as exc:  # the executor is gone: what is in flight still lands
                     refused = exc
                     queue.insert(0, row)
@@ -202,13 +210,15 @@ class SweepExecution:
                         self.store.claims.release(row["run_id"])
             if self.stop_event.is_set() or refused is not None:
                 unrun, queue = len(queue), []
+            self._relay(channel)
             finished = [f for f in in_flight if f.done()]
             if not finished:
                 if in_flight and all(isinstance(f, cf.Future) for f in in_flight):
-                    cf.wait(list(in_flight), timeout=self.poll_s, return_when=cf.FIRST_COMPLETED)
+                    cf.wait(list(in_flight), timeout=0.1, return_when=cf.FIRST_COMPLETED)  # 0.1: events flow
                 elif in_flight or waiting:  # submitit jobs, or runs other workers hold: poll
                     time.sleep(0.05 if in_flight else self.poll_s)
                 continue
+            self._relay(channel)  # what arrived with the results, before their run_end
             for future in finished:
                 self._land(future, in_flight.pop(future))
         if refused is not None:
@@ -221,6 +231,12 @@ class SweepExecution:
                 f"{' and are kept in ' + str(self.store.path) if self.store is not None else ''}. Start a new "
                 "executor and call run_sweep again with the same store= to run the rest"
                 f"{' (retry_failed=True also reruns the lost ones)' if lost.any() else ''}. The results so far are this error's .results.", results) from refused
+
+    def _relay(self, channel: EventChannel) -> None:
+        """Pass on the events workers sent (none for a run already recorded: a late step must not revive it)."""
+        for event in channel.drain():
+            if event.get("run_id") not in self.outcomes:
+                self.emit(event)
 
     def _land(self, future: Any, row: dict[str, Any]) -> None:
         """Record what came back; a run the executor lost is recorded failed, with why."""

@@ -1,9 +1,10 @@
 """The two kinds of run behind one small protocol: simulate a planted law, or train for real.
 
 A job is picklable, so any executor can run it: ``run_job(job, row)`` in a worker
-returns ``(outcome, curve)`` whatever happens inside. The runner alone emits
-``run_start`` (with what :meth:`Job.start` says) and ``run_end``; a job may emit
-``step`` and ``eval`` events in between.
+returns ``(outcome, curve)`` whatever happens inside. The runner emits ``run_end``, and
+``run_start`` (with what :meth:`Job.start` says) for runs trained in its process; on an
+executor, :func:`run_remote` emits ``run_start`` in the worker and sends it, with the
+job's ``step`` and ``eval`` events, back over the sweep's event channel.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from . import _deps
+from .channel import Ticket, sender
 from .errors import RunAbandoned
 from .events import Callback
 from .mock import PlantedLaw, simulate_run
@@ -133,13 +135,20 @@ def failed_outcome(error: str) -> dict[str, Any]:
     return {"status": Status.FAILED.value, "loss": float("nan"), "tokens_trained": 0, "error": error}
 
 
-def run_remote(job: Job, row: Row, submitter: int) -> tuple[dict[str, Any], pd.DataFrame]:
-    """:func:`run_job` as an executor's worker runs it. In a worker process (not the submitting process
-    ``submitter``) it first makes sure the worker exits when its own parent does: a process pool's
+def run_remote(job: Job, row: Row, submitter: int, ticket: Ticket | None = None) -> tuple[dict[str, Any],
+                                                                                        pd.DataFrame]:
+    """:func:`run_job` as an executor's worker runs it: its ``run_start``, ``step`` and ``eval`` events go to
+    the sweep over ``ticket``'s channel (:mod:`flops_fit.channel`). In a worker process (not the submitting
+    process ``submitter``) it first makes sure the worker exits when its own parent does: a process pool's
     workers outlive a parent killed with SIGKILL otherwise, training on for nobody."""
     if os.getpid() != submitter:
         _exit_with_parent()
-    return run_job(job, row)
+    emit = sender(ticket)
+    try:
+        emit({"type": "run_start", "run_id": row["run_id"], **job.start(row)})
+    except Exception:  # e.g. no such device: the run itself raises it again, and is recorded failed with it
+        pass
+    return run_job(job, row, emit)
 
 
 _watching: list[threading.Thread] = []  # at most one watchdog per worker process

@@ -86,7 +86,8 @@ def run_sweep(
         and ``model_kwargs`` columns.
     callbacks : sequence of callables
         Each receives the sweep's events (dicts with ``type`` ``run_start``,
-        ``step``, ``eval``, ``run_end``; see :mod:`flops_fit.events`); with an executor, only ``run_end``.
+        ``step``, ``eval``, ``run_end``; see :mod:`flops_fit.events`), also from an executor's workers on this host
+        (:mod:`flops_fit.channel`); from workers on other hosts, ``run_end`` only.
     progress : bool, optional
         Show tqdm progress bars; by default when running in a terminal.
     store : path, optional
