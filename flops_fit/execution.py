@@ -28,7 +28,7 @@ from .jobs import Job, failed_outcome, run_job, run_remote
 from .progress import TqdmProgress
 from .schema import CURVE_COLUMNS, FINISHED, OUTCOME_COLUMNS, Status
 from .spec import PlanSpec
-from .store import SweepStore, model_identity
+from .store import SweepStore, plan_models
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class SweepExecution:
         queue = list(self.todo)
         in_flight: dict[Any, dict[str, Any]] = {}
         refused: BaseException | None = None
-        unrun = 0
+        unrun = lost = 0
         while queue or in_flight:
             waiting = False
             while queue and len(in_flight) < limit and not self.stop_event.is_set() and refused is None:
@@ -219,18 +219,21 @@ class SweepExecution:
                     time.sleep(0.05 if in_flight else self.poll_s)
                 continue
             self._relay(channel)  # what arrived with the results, before their run_end
-            for future in finished:
-                self._land(future, in_flight.pop(future))
+            lost += sum(self._land(future, in_flight.pop(future)) for future in finished)
         if refused is not None:
-            results = self.results()
-            lost = results["status"].eq(Status.FAILED.value) & results["error"].astype(str).str.startswith("lost")
-            raise SweepIncomplete(
-                f"run_sweep: the executor stopped taking runs ({type(refused).__name__}: {refused}). {unrun} run(s) "
-                f"were not run{f' and {int(lost.sum())} were lost with it (recorded failed)' if lost.any() else ''}; "
-                f"{int(results['status'].eq(Status.COMPLETED.value).sum())} completed"
-                f"{' and are kept in ' + str(self.store.path) if self.store is not None else ''}. Start a new "
-                "executor and call run_sweep again with the same store= to run the rest"
-                f"{' (retry_failed=True also reruns the lost ones)' if lost.any() else ''}. The results so far are this error's .results.", results) from refused
+            raise self._incomplete(refused, unrun, lost) from refused
+
+    def _incomplete(self, refused: BaseException, unrun: int, lost: int) -> SweepIncomplete:
+        """The error that ends a sweep whose executor took no more runs: what happened, and how to go on."""
+        results = self.results()
+        completed = int(results["status"].eq(Status.COMPLETED.value).sum())
+        kept = f" and are kept in {self.store.path}" if self.store is not None else ""
+        return SweepIncomplete(
+            f"run_sweep: the executor stopped taking runs ({type(refused).__name__}: {refused}). {unrun} run(s) "
+            f"were not run{f' and {lost} were lost with it (recorded failed)' if lost else ''}; {completed} "
+            f"completed{kept}. Start a new executor and call run_sweep again with the same store= to run the rest"
+            f"{' (retry_failed=True also reruns the lost ones)' if lost else ''}. The results so far are this "
+            "error's .results.", results)
 
     def _relay(self, channel: EventChannel) -> None:
         """Pass on the events workers sent (none for a run already recorded: a late step must not revive it)."""
@@ -238,21 +241,22 @@ class SweepExecution:
             if event.get("run_id") not in self.outcomes:
                 self.emit(event)
 
-    def _land(self, future: Any, row: dict[str, Any]) -> None:
-        """Record what came back; a run the executor lost is recorded failed, with why."""
+    def _land(self, future: Any, row: dict[str, Any]) -> bool:
+        """Record what came back; a run the executor lost is recorded failed, with why (returns True)."""
         try:
             outcome, curve = future.result()
         except cf.CancelledError:  # cancelled by someone else: not run, so it runs again
             if self.store is not None:
                 self.store.claims.release(row["run_id"])
-            return
+            return False
         except Exception as exc:
             logger.warning("run %s did not come back from the executor (%s: %s); recorded failed", row["run_id"],
                            type(exc).__name__, exc)
-            outcome = failed_outcome(f"lost: its worker died or the executor failed while it ran "
-                                     f"({type(exc).__name__}: {exc})")
-            curve = pd.DataFrame(columns=CURVE_COLUMNS)
+            self.record(row, failed_outcome(f"lost: its worker died or the executor failed while it ran "
+                                            f"({type(exc).__name__}: {exc})"), pd.DataFrame(columns=CURVE_COLUMNS))
+            return True
         self.record(row, outcome, curve)
+        return False
 
     # -- assembling -------------------------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
@@ -280,13 +284,8 @@ class SweepExecution:
 
 def _model_of(plan: pd.DataFrame) -> dict[str, Any] | None:
     """The model settings a plan records, when it records one set (the model part of the sweep's identity)."""
-    values = []
-    for column in ("size_param", "model_kwargs"):
-        found = plan[column].dropna().unique() if column in plan.columns else []
-        if len(found) > 1:
-            return None
-        values.append(str(found[0]) if len(found) else None)
-    return model_identity(values[0] or "", values[1])
+    models = plan_models(plan)
+    return models[0] if len(models) == 1 else None
 
 
 class _Heartbeat:

@@ -89,14 +89,11 @@ class SweepStore:
     True
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, writer: bool = False, param: str = "store",
-                 func: str = "run_sweep") -> None:
-        """Open a sweep directory; only a ``writer`` (a running sweep) creates or cleans anything.
-
-        ``param`` and ``func`` name, in errors, where the path came from (``sweep_dir`` of ff-train, say)."""
+    def __init__(self, path: str | os.PathLike[str], *, writer: bool = False) -> None:
+        """Open a sweep directory; only a ``writer`` (a running sweep) creates or cleans anything."""
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
-            raise param_error(param, func, "a directory path (created if missing)", os.fspath(path),
+            raise param_error("store", "run_sweep", "a directory path (created if missing)", os.fspath(path),
                               "A file of that name is in the way; give a directory.")
         self.claims = Claims(self.path / "claims")
         if writer:
@@ -142,26 +139,13 @@ class SweepStore:
         """The identity an older directory's records and plan show (parts they do not show are taken as
         ``wanted``'s); a directory that already mixes sweeps raises."""
         found: dict[str, Any] = {}
-        runs = self._distinct_runs()
+        runs, models = record_kinds(self.finished()), plan_models(self.plan())
         if len(runs) == 1:
             found["run"] = json.loads(runs[0])
-        models = self._distinct_models()
         if len(models) == 1:
             found["model"] = models[0]
         self._refuse_mixed(runs, models)
         return {**wanted, **found}
-
-    def _distinct_runs(self) -> list[str]:
-        done = self.finished()
-        return [] if "identity" not in done.columns else sorted(done["identity"].dropna().astype(str).unique())
-
-    def _distinct_models(self) -> list[dict[str, Any]]:
-        plan = self.plan()
-        columns = [c for c in ("size_param", "model_kwargs") if c in plan.columns]
-        if plan.empty or not columns:
-            return []
-        rows = plan[columns].astype(object).where(plan[columns].notna(), None).drop_duplicates()
-        return [model_identity(str(r.get("size_param") or ""), r.get("model_kwargs")) for r in rows.to_dict("records")]
 
     def _refuse_mixed(self, runs: list[str], models: list[dict[str, Any]]) -> None:
         if len(runs) > 1 or len(models) > 1:
@@ -258,8 +242,7 @@ class SweepStore:
         A directory written before one sweep was kept per directory, that mixes runs made different
         ways, raises instead: a fit must not mix them."""
         plan, done = self.plan(), self.finished()
-        self._refuse_mixed(sorted(done["identity"].dropna().astype(str).unique()) if "identity" in done else [],
-                           self._distinct_models())
+        self._refuse_mixed(record_kinds(done), plan_models(plan))
         if plan.empty:
             return done
         if done.empty:
@@ -323,6 +306,20 @@ def model_identity(size_param: str, model_kwargs: Any) -> dict[str, Any]:
         with contextlib.suppress(ValueError):
             settings = json.loads(settings)
     return {"size_param": size_param or None, "model_kwargs": settings}
+
+
+def plan_models(plan: pd.DataFrame) -> list[dict[str, Any]]:
+    """The distinct model settings (:func:`model_identity`) a plan's rows record; none when it records none."""
+    columns = [c for c in ("size_param", "model_kwargs") if c in plan.columns]
+    if plan.empty or not columns:
+        return []
+    rows = plan[columns].astype(object).where(plan[columns].notna(), None).drop_duplicates()
+    return [model_identity(str(r.get("size_param") or ""), r.get("model_kwargs")) for r in rows.to_dict("records")]
+
+
+def record_kinds(done: pd.DataFrame) -> list[str]:
+    """The distinct ways (``identity`` JSON) the records of a sweep directory were made."""
+    return [] if "identity" not in done.columns else sorted(done["identity"].dropna().astype(str).unique())
 
 
 def _check_run_ids(run_ids: Any) -> None:
