@@ -157,11 +157,11 @@ def _save(page, path: Path) -> None:
         time.sleep(0.2)
 
 
-def _reopen_and_check(page, when: str, paced: bool = True, timeout: float = 120) -> None:
+def _reopen_and_check(page, when: str, paced: bool = True) -> None:
     """Reload the page: the first app's IsoFLOP plot must show its 45 points (and the paced app's its 27)."""
     page.reload()
     page.wait_for_selector(".jp-Notebook", timeout=90_000)
-    _wait_for(page, COUNT_POINTS, lambda n: n == 45, timeout, f"45 points in the first app's IsoFLOP plot, {when}")
+    _wait_for(page, COUNT_POINTS, lambda n: n == 45, 120, f"45 points in the first app's IsoFLOP plot, {when}")
     if paced:
         _wait_for(page, COUNT_POINTS, lambda n: n == 27, 120, f"27 points in the paced app's IsoFLOP plot, {when}",
                   arg=".flops-fit-paced")
@@ -241,8 +241,7 @@ def test_app_runs_live_and_survives_a_reload(lab, tmp_path):
         phase[0] = "reopening from saved state"
         # the first app only: on a loaded machine, drawing all 12 figures from the file (each carrying
         # plotly's 4.9 MB widget bundle) can take minutes
-        # (it once took over 120 s under a full `make test`, 1 run in 3: allow 300)
-        _reopen_and_check(page, phase[0], paced=False, timeout=300)
+        _reopen_and_check(page, phase[0], paced=False)
         browser.close()
     # Once the notebook holds saved widget state, a reopened page loads each model from the file and from
     # the kernel; anywidget reports the start it aborts ("Failed to initialize model", from an AbortSignal)
