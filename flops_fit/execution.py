@@ -50,6 +50,7 @@ class SweepExecution:
         self.identity = json.dumps(job.identity(), sort_keys=True, default=str)
         self.poll_s = 0.5  # how often to look again when every run left is claimed by another worker
         self._retrying: dict[str, int | None] = {}  # failed runs to run again: run_id -> their record's version
+        self.worker: Any = None  # a TrainingWorker (flops_fit.worker) that trains the runs, or None: here
         if store is not None:
             store.check_identity({"run": job.identity(), "model": _model_of(plan)})
             store.add_plan(plan, spec)
@@ -169,7 +170,10 @@ class SweepExecution:
                 continue
             self.emit({"type": "run_start", "run_id": row["run_id"], **self.job.start(row)})
             try:
-                outcome, curve = run_job(self.job, row, self.emit, self.stop_event.is_set)
+                if self.worker is None:
+                    outcome, curve = run_job(self.job, row, self.emit, self.stop_event.is_set)
+                else:
+                    outcome, curve = self.worker.run(row, self.emit, self.stop_event.is_set)
             except RunAbandoned:
                 break
             self.record(row, outcome, curve)

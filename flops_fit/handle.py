@@ -13,7 +13,8 @@ from .store import SweepStore
 
 
 class SweepHandle:
-    """A sweep running in a background thread (``run_sweep(..., background=True)``).
+    """A sweep running in a background thread (``run_sweep(..., background=True)``); a local sweep's runs
+    train in a worker process that thread drives (:mod:`flops_fit.worker`).
 
     The notebook stays responsive: ``results()`` gives the frame so far at any time,
     ``events`` collects every progress event (thread-safe), ``stop()`` ends the sweep
@@ -44,6 +45,9 @@ class SweepHandle:
             self._sweep.run()
         except BaseException as exc:  # surfaced by wait()
             self.error = exc
+        finally:
+            if self._sweep.worker is not None:
+                self._sweep.worker.close()
 
     @property
     def done(self) -> bool:
@@ -59,9 +63,12 @@ class SweepHandle:
         """The sweep directory finished runs are written to (None without ``store=``)."""
         return self._sweep.store
 
-    def stop(self) -> None:
-        """Stop: in this process after the current step (local) or run (mock); with an executor, submit
-        nothing more and keep the runs already in flight. What finished is kept."""
+    def stop(self, grace: float | None = None) -> None:
+        """Stop: a local run after its current step (its worker process is killed if it has not stopped
+        ``grace`` seconds later; default 10), a mock run when it ends; with an executor, submit nothing more
+        and keep the runs already in flight. What finished is kept; a run cut short is not recorded."""
+        if grace is not None and self._sweep.worker is not None:
+            self._sweep.worker.grace_s = float(grace)
         self._sweep.stop_event.set()
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:

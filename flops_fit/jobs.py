@@ -142,7 +142,7 @@ def run_remote(job: Job, row: Row, submitter: int, ticket: Ticket | None = None)
     process ``submitter``) it first makes sure the worker exits when its own parent does: a process pool's
     workers outlive a parent killed with SIGKILL otherwise, training on for nobody."""
     if os.getpid() != submitter:
-        _exit_with_parent()
+        exit_with_parent()
     emit = sender(ticket)
     try:
         emit({"type": "run_start", "run_id": row["run_id"], **job.start(row)})
@@ -154,7 +154,8 @@ def run_remote(job: Job, row: Row, submitter: int, ticket: Ticket | None = None)
 _watching: list[threading.Thread] = []  # at most one watchdog per worker process
 
 
-def _exit_with_parent(every: float = 1.0) -> None:
+def exit_with_parent(every: float = 1.0) -> None:
+    """In a worker process: exit (within ``every`` seconds) once the process that started it has ended."""
     if _watching and _watching[0].is_alive():
         return
     parent = os.getppid()

@@ -28,6 +28,7 @@ from .store import SweepStore
 from .training.config import TrainConfig, steps_for
 from .training.data import sample_pair, split_eval, tokens_per_sample
 from .training.preflight import check_setup
+from .worker import TrainingWorker
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,11 @@ def run_sweep(
         submitit...); each is recorded as it completes. Model, data and loss must
         pickle.
     background : bool, default False
-        Return a :class:`SweepHandle` at once and run in a background thread.
+        Return a :class:`SweepHandle` at once and run in a background thread. With ``mode="local"`` and no
+        ``executor``, runs train in a worker process started with ``spawn`` (:mod:`flops_fit.worker`), as
+        fast as in a script's main thread; events stream back, Stop ends the run after its step, and a
+        worker that dies costs only its run. What cannot be sent to another process trains in the
+        thread instead, with a warning.
     spec : PlanSpec, optional
         How the plan was made; with ``store``, kept there beside the plan (``spec.json``).
 
@@ -162,6 +167,8 @@ def run_sweep(
     else:
         sweep = SweepExecution(plan, job, opened, retry_failed, executor, callbacks, show, spec)
     if background:
+        if mode == "local" and executor is None:
+            sweep.worker = TrainingWorker(job)  # torch in a thread of this process would train about 2x slower
         return SweepHandle(sweep)
     sweep.run()
     results = sweep.results()
