@@ -20,6 +20,7 @@ from ..runner import run_sweep
 from ..schema import MODES
 from ..spec import PlanSpec
 from ..training.device import peak_flops, pick_device
+from ..worker import prestart
 from ._deps import widgets
 from .monitor import SweepMonitor
 
@@ -191,6 +192,14 @@ class SweepDesigner:
                         self.size_limits, self.mode, self.strategy, self.target_precision, self.compute_cap):
             control.observe(lambda _: self.replan(), names="value")
         self.limit_sizes.observe(self._toggle_limits, names="value")
+        self.mode.observe(lambda _: self._warm_worker(), names="value")
+        self._warm_worker()
+
+    def _warm_worker(self) -> None:
+        """In local mode, start the process a background sweep trains in now, while the user plans: a new one
+        takes a second or two to import torch (:mod:`flops_fit.worker`)."""
+        if self.mode.value == "local" and self.run_options.get("executor") is None:
+            prestart()
 
     def _toggle_limits(self, change: Any) -> None:
         self.size_limits.disabled = not change["new"]
