@@ -13,8 +13,8 @@ from flops_fit.examples import GPT
 
 
 class OddGPT(GPT):
-    """``GPT`` with test knobs: ``pid_dir`` (each forward touches <pid_dir>/<pid>); in a background sweep's
-    worker process only (not in run_sweep's pre-flight check), ``step_s`` (sleep in each forward), ``kill_at`` (the d_model
+    """``GPT`` with test knobs: ``pid_dir`` (each forward touches <pid_dir>/<pid>); in worker processes only
+    (not in run_sweep's pre-flight check, which runs in the main process), ``step_s`` (sleep in each forward), ``kill_at`` (the d_model
     whose process SIGKILLs itself, as the out-of-memory killer would) and ``abort_at`` (whose calls ``os.abort()``)."""
 
     def __init__(self, *, pid_dir: str | None = None, step_s: float = 0.0, kill_at: int | None = None,
@@ -26,7 +26,7 @@ class OddGPT(GPT):
     def forward(self, x):
         if self.pid_dir is not None:
             Path(self.pid_dir, str(os.getpid())).touch()
-        if multiprocessing.current_process().name != "flops_fit-worker":
+        if multiprocessing.current_process().name == "MainProcess":
             return super().forward(x)
         if self.kills:
             os.kill(os.getpid(), signal.SIGKILL)
