@@ -189,7 +189,6 @@ def test_prestart_and_close_spare():
     assert not spare.alive and not worker._spare
 
 
-@pytest.mark.filterwarnings("ignore:run_sweep. .* fewer than 20 optimiser steps")
 def test_the_designer_starts_a_worker_while_a_local_sweep_is_planned(data):
     pytest.importorskip("ipywidgets")
     from flops_fit.widgets import SweepDesigner
@@ -198,10 +197,16 @@ def test_the_designer_starts_a_worker_while_a_local_sweep_is_planned(data):
     worker.close_spare()
     designer = SweepDesigner(GPT, "d_model", train, lm_loss, mode="mock", model_kwargs=SETTINGS,
                              train_config=config, eval_dataset=held, budgets=(1e9, 3e9),
-                             n_budgets=2, points_per_budget=3)
+                             n_budgets=2)
     assert not worker._spare  # mock mode trains nothing
     designer.mode.value = "local"
     assert worker._spare and worker._spare[0].alive
     spare = worker._spare[0].process.pid
-    assert designer.run().wait(120)["status"].eq("completed").all()
-    assert worker._spare[0].process.pid == spare  # the sweep trained on it, and it waits for the next
+    monitor = designer.run()
+    while not any(e["type"] == "step" for e in monitor.handle.events):
+        assert not monitor.done
+        time.sleep(0.02)
+    assert monitor.handle._sweep.worker.pid == spare  # the sweep trains on it
+    monitor.stop()
+    monitor.wait(60)
+    assert worker._spare[0].process.pid == spare  # and it waits for the next
