@@ -10,7 +10,8 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from html import escape
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,8 @@ from ._format import budget_label, human
 from .result import Result, default_targets
 from .schema import FINISHED, LAW_COLUMNS, OPTIMA_COLUMNS, Status
 from .spec import PlanSpec
-from .visualizer import plot_isoflops, plot_loss_curves, plot_scaling_laws
+from .visualizer import (isoflops_title, isoflops_traces, loss_curve_traces, plot_isoflops, plot_loss_curves,
+                         plot_scaling_laws, scaling_laws_titles, scaling_laws_traces)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -105,6 +107,21 @@ def runs_table(results: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
+def html_table(frame: pd.DataFrame) -> str:
+    """A frame of texts as an HTML table, as ``frame.to_html(index=False, border=0)`` draws it (pandas takes
+    milliseconds to write one).
+
+    >>> table = html_table(pd.DataFrame({"loss": ["<1"]}))
+    >>> table[table.index("<tbody>"):]
+    '<tbody><tr><td>&lt;1</td></tr></tbody></table>'
+    """
+    head = "".join(f"<th>{escape(str(name))}</th>" for name in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(value))}</td>" for value in row) + "</tr>"
+                   for row in frame.itertuples(index=False, name=None))
+    return (f'<table class="dataframe"><thead><tr style="text-align: right;">{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
 def status_counts(results: pd.DataFrame) -> dict[str, int]:
     """Runs per status (0 where none), and ``finished``: completed, diverged or failed."""
     counts = results["status"].value_counts()
@@ -186,42 +203,90 @@ def targets_for(budgets: Sequence[float], extrapolate_to: Sequence[float] | None
     return list(extrapolate_to) if extrapolate_to else default_targets(budgets)
 
 
+class FigureUpdate(NamedTuple):
+    """A live figure's next state as plain data (what :meth:`flops_fit.widgets.LiveFigure.update` takes):
+    every trace as a dict, and the layout's texts that follow the data, as dotted paths."""
+
+    data: list[dict[str, Any]]
+    layout: dict[str, Any]
+
+
 def _fits(snap: Snapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
     if snap.result is None:
         return pd.DataFrame(columns=OPTIMA_COLUMNS), pd.DataFrame(columns=LAW_COLUMNS)
     return snap.result.optima, snap.result.laws
 
 
+def completed_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The completed runs of a sweep's own results frame with every number usable: the rows
+    :func:`~flops_fit.frames.prepare_results` keeps of such a frame (whose statuses are spelled as the runner
+    spells them, with a budget per run), without checking again what the runner guarantees."""
+    numbers = np.column_stack([pd.to_numeric(results[c], errors="coerce").to_numpy(dtype=float)
+                               for c in ("params", "tokens", "loss", "budget")])
+    usable = (results["status"] == Status.COMPLETED.value).to_numpy(bool) & np.isfinite(numbers).all(axis=1) & (
+        numbers > 0).all(axis=1)
+    return results.loc[usable].reset_index(drop=True)
+
+
+def _isoflops_inputs(snap: Snapshot) -> dict[str, Any]:
+    optima, _ = _fits(snap)
+    fitted = None if snap.result is None else snap.result.isoflop_curves()
+    return {"optima": optima, "budgets": sorted(snap.results["budget"].unique()), "fitted": fitted,
+            "proposed": proposed_points(snap.results, fitted)}
+
+
+def _isoflops_title(snap: Snapshot) -> str:
+    return "IsoFLOP curves: waiting for the first run" if snap.result is None else isoflops_title(
+        snap.result.estimator)
+
+
 def isoflops_figure(snap: Snapshot) -> go.Figure:
     """The IsoFLOP figure of what completed so far, with traces for every planned budget from the start
     (so a redraw only changes data)."""
-    optima, _ = _fits(snap)
-    fitted, named = (None, {}) if snap.result is None else (
-        snap.result.isoflop_curves(), {"estimator": snap.result.estimator})
-    fig = plot_isoflops(snap.results, optima, budgets=sorted(snap.results["budget"].unique()), fitted=fitted,
-                        proposed=proposed_points(snap.results, fitted), **named)
-    if snap.result is None:
-        fig.update_layout(title="IsoFLOP curves: waiting for the first run")
-    return fig
+    return plot_isoflops(snap.results, **_isoflops_inputs(snap)).update_layout(title=_isoflops_title(snap))
+
+
+def isoflops_update(snap: Snapshot) -> FigureUpdate:
+    """:func:`isoflops_figure` as plain data, for a live figure to redraw from."""
+    traces = isoflops_traces(completed_runs(snap.results), prepared=True, **_isoflops_inputs(snap))
+    return FigureUpdate(traces, {"title.text": _isoflops_title(snap)})
 
 
 def proposed_points(results: pd.DataFrame, fitted: pd.DataFrame | None) -> pd.DataFrame:
     """Runs not yet finished (``budget, params, loss, reason``), each at the loss its budget's fitted curve
     expects (or, before a curve, the budget's median loss so far); those with neither are left out."""
-    waiting = results[results["status"].isin(["pending", "running"])]
-    rows = []
-    for run in waiting.itertuples():
-        curve = None if fitted is None else fitted[fitted["budget"] == run.budget].sort_values("params")
-        if curve is not None and len(curve):
-            loss = float(np.interp(np.log(run.params), np.log(curve["params"]), curve["loss"]))
-        else:
-            seen = pd.to_numeric(results.loc[(results["budget"] == run.budget)
-                                             & (results["status"] == "completed"), "loss"], errors="coerce")
-            loss = float(seen.median()) if seen.notna().any() else float("nan")
-        if np.isfinite(loss):
-            rows.append({"budget": run.budget, "params": run.params, "loss": loss,
-                         "reason": getattr(run, "reason", "") or ""})
-    return pd.DataFrame(rows, columns=["budget", "params", "loss", "reason"])
+    columns = ["budget", "params", "loss", "reason"]
+    status = results["status"].to_numpy(dtype=object)
+    waiting = np.isin(status, [Status.PENDING.value, Status.RUNNING.value])
+    if not waiting.any():
+        return pd.DataFrame(columns=columns)
+    budget, params = results["budget"].to_numpy(dtype=float), results["params"].to_numpy(dtype=float)
+    seen = np.where(status == Status.COMPLETED.value, pd.to_numeric(results["loss"], errors="coerce"), np.nan)
+    curve_budget, curve_params, curve_loss = ((np.empty(0),) * 3 if fitted is None else
+                                              (fitted[c].to_numpy(dtype=float) for c in ("budget", "params", "loss")))
+    loss = np.full(len(results), np.nan)
+    for b in np.unique(budget[waiting]):
+        rows, on_curve = waiting & (budget == b), curve_budget == b
+        if on_curve.any():
+            order = np.argsort(curve_params[on_curve])
+            loss[rows] = np.interp(np.log(params[rows]), np.log(curve_params[on_curve][order]),
+                                   curve_loss[on_curve][order])
+        elif np.isfinite(seen[budget == b]).any():
+            loss[rows] = np.nanmedian(seen[budget == b])
+    keep = waiting & np.isfinite(loss)
+    reason = results["reason"].fillna("").astype(str).to_numpy() if "reason" in results else np.full(len(results), "")
+    return pd.DataFrame({"budget": budget[keep], "params": results["params"].to_numpy()[keep], "loss": loss[keep],
+                         "reason": reason[keep]}, columns=columns)
+
+
+def _laws_titles(snap: Snapshot) -> dict[str, str]:
+    optima, laws = _fits(snap)
+    titles = scaling_laws_titles(laws, "parabola" if snap.result is None else snap.result.estimator)
+    if laws.empty:
+        located = int(optima["usable"].astype(bool).sum()) if len(optima) else 0
+        titles["title"] = ("Compute-optimal scaling: the power laws appear once 2 budgets have a located "
+                           f"minimum ({located} so far)")
+    return titles
 
 
 def laws_figure(snap: Snapshot, targets: Sequence[float]) -> go.Figure:
@@ -229,13 +294,23 @@ def laws_figure(snap: Snapshot, targets: Sequence[float]) -> go.Figure:
     optima, laws = _fits(snap)
     fig = plot_scaling_laws(optima, laws, targets, **({} if snap.result is None else
                                                       {"estimator": snap.result.estimator}))
-    if laws.empty:
-        located = int(optima["usable"].astype(bool).sum()) if len(optima) else 0
-        fig.update_layout(title="Compute-optimal scaling: the power laws appear once 2 budgets have a located "
-                                f"minimum ({located} so far)")
-    return fig
+    return fig.update_layout(title=_laws_titles(snap)["title"])
+
+
+def laws_update(snap: Snapshot, targets: Sequence[float]) -> FigureUpdate:
+    """:func:`laws_figure` as plain data, for a live figure to redraw from."""
+    optima, laws = _fits(snap)
+    titles = _laws_titles(snap)
+    return FigureUpdate(scaling_laws_traces(optima, laws, targets), {
+        "title.text": titles["title"], "annotations[0].text": titles["params"],
+        "annotations[1].text": titles["tokens"]})
 
 
 def curves_figure(curves: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
     """Loss along each planned run, empty until the run has logged."""
     return plot_loss_curves(curves, results)
+
+
+def curves_update(curves: pd.DataFrame, results: pd.DataFrame) -> FigureUpdate:
+    """:func:`curves_figure` as plain data, for a live figure to redraw from."""
+    return FigureUpdate(loss_curve_traces(curves, results), {})

@@ -1,14 +1,20 @@
 """Plotly figures, each built from a small function that turns frames into the numbers to draw.
 
-``*_data`` functions return DataFrames (tested directly); ``plot_*`` functions only
-draw them. plotly is imported when a figure is built.
+``*_data`` functions return DataFrames (tested directly); ``*_traces`` functions turn them into
+plain trace dicts (what ``trace.to_plotly_json()`` gives: numbers as numpy arrays, no plotly
+objects), and ``plot_*`` functions only draw those. A live figure
+(:class:`flops_fit.widgets.LiveFigure`) takes the same trace dicts and sends only those that
+changed, without building and validating whole figures again. plotly is imported when a
+figure is built.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +22,7 @@ import pandas as pd
 from . import _deps
 from ._checks import param_error
 from ._format import budget_label, human
-from .approaches.laws import predict_from_laws
+from .approaches.laws import t_quantile
 from .errors import FitWarning
 from .frames import prepare_results
 
@@ -39,20 +45,132 @@ def parabola_data(optima: pd.DataFrame, points: int = 60, margin: float = 0.04) 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["budget", "params", "loss"])
 
 
+_LAW_NAMES = {"params": "optimal_params", "tokens": "optimal_tokens", "loss": "expected_loss"}
+
+
+def law_values(laws: pd.DataFrame, compute: Sequence[float] | np.ndarray) -> pd.DataFrame:
+    """:func:`~flops_fit.approaches.laws.predict_from_laws` at many budgets at once: a row per budget in
+    ``compute`` with the same columns and numbers (delta-method intervals), in one pass over the laws
+    instead of one per budget."""
+    budgets = np.asarray(compute, dtype=float)
+    x0 = np.log(budgets)
+    out: dict[str, np.ndarray] = {"target_compute": budgets}
+    for row in laws.itertuples():
+        covariance = np.array(row.covariance, dtype=float)
+        power = np.exp(math.log(row.coefficient) + row.exponent * x0)
+        t = t_quantile(getattr(row, "confidence", 0.95), row.dof) if row.dof > 0 else float("nan")
+        name = _LAW_NAMES[row.quantity]
+        if row.floor > 0:  # y = E + exp(ln k + e x): interval on y itself
+            grad = np.stack([np.ones_like(x0), power, x0 * power])  # (3, budgets)
+            half = t * np.sqrt(np.maximum(np.einsum("ib,ij,jb->b", grad, covariance, grad), 0.0))
+            centre = row.floor + power
+            out[name], out[f"{name}_low"], out[f"{name}_high"] = centre, np.maximum(centre - half, 0.0), centre + half
+        else:  # ln y = ln k + e x: interval on ln y
+            grad = np.stack([np.ones_like(x0), x0])
+            half = t * np.sqrt(np.maximum(np.einsum("ib,ij,jb->b", grad, covariance, grad), 0.0))
+            out[name], out[f"{name}_low"], out[f"{name}_high"] = power, power * np.exp(-half), power * np.exp(half)
+    return pd.DataFrame(out)
+
+
 def law_line_data(laws: pd.DataFrame, budgets: Sequence[float], targets: Sequence[float] = (),
                   points: int = 50) -> pd.DataFrame:
     """Fitted N_opt, D_opt and loss (with interval bounds) on a grid from the smallest budget to the largest target."""
     lo = min(budgets)
     hi = max([*budgets, *targets])
-    grid = np.geomspace(lo, hi, points)
-    return pd.DataFrame([predict_from_laws(laws, c) for c in grid])
+    return law_values(laws, np.geomspace(lo, hi, points))
+
+
+@functools.lru_cache(maxsize=64)
+def _viridis(count: int) -> tuple[str, ...]:
+    """``count`` colours from Viridis, evenly spaced from dark to 0.8 (past 0.8 is too pale on white)."""
+    spots = np.linspace(0.0, 0.8, count) if count > 1 else [0.0]
+    return tuple(_deps.plotly_colors().sample_colorscale("Viridis", list(spots)))
 
 
 def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
-    sample_colorscale = _deps.plotly_colors().sample_colorscale
     ordered = sorted(budgets)
-    spots = np.linspace(0.0, 0.8, len(ordered)) if len(ordered) > 1 else [0.0]  # past 0.8 is too pale on white
-    return dict(zip(ordered, sample_colorscale("Viridis", list(spots))))
+    return dict(zip(ordered, _viridis(len(ordered))))
+
+
+def _floats(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=float)
+
+
+def _by_budget(frame: pd.DataFrame, *columns: str) -> Callable[[float], dict[str, np.ndarray]]:
+    """A function of a budget that gives ``frame``'s ``columns`` (as arrays) on that budget's rows."""
+    budgets = frame["budget"].to_numpy(dtype=float)
+    arrays = {c: frame[c].to_numpy() for c in columns}
+    return lambda budget: {c: a[budgets == budget] for c, a in arrays.items()}
+
+
+def _hover(*columns: Sequence[str]) -> np.ndarray:
+    """Hover texts as ``customdata``: a row per point, a column per text (``%{customdata[i]}``)."""
+    return np.stack([np.asarray(c, dtype=object) for c in columns], axis=-1)
+
+
+def _human(values: Sequence[float]) -> list[str]:
+    return [human(v) for v in values]
+
+
+def isoflops_traces(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None,
+                    fitted: pd.DataFrame | None = None, proposed: pd.DataFrame | None = None,
+                    prepared: bool = False) -> list[dict[str, Any]]:
+    """The traces of :func:`plot_isoflops`, as plain dicts: per budget its runs, its fitted curve, its minimum
+    (a star) and, with ``proposed``, the runs not yet run (hollow markers). ``prepared=True`` says ``results``
+    holds only usable runs with a budget already (as :func:`~flops_fit.frames.prepare_results` leaves them)."""
+    if prepared:
+        runs = results
+    else:
+        with warnings.catch_warnings():  # the fit already warned about left-out runs
+            warnings.simplefilter("ignore", FitWarning)
+            runs = prepare_results(results, "plot_isoflops", allow_empty=budgets is not None)
+    shown = sorted({*runs["budget"].unique(), *(budgets or []),
+                    *([] if proposed is None else proposed["budget"].unique())})
+    colours = _budget_colours(shown)
+    curves = parabola_data(optima) if fitted is None else fitted
+    minima = optima.loc[optima["has_minimum"].astype(bool)] if len(optima) else optima
+    runs_of, curve_of = _by_budget(runs, "params", "tokens", "loss"), _by_budget(curves, "params", "loss")
+    best_of = _by_budget(minima, "params_opt", "tokens_opt", "loss_opt")
+    waiting_of = None if proposed is None else _by_budget(proposed, "params", "loss", "reason")
+    traces: list[dict[str, Any]] = []
+    for budget in shown:
+        group, line, best = runs_of(budget), curve_of(budget), best_of(budget)
+        colour = colours[budget]
+        name = f"{budget_label(budget)} FLOPs"
+        traces.append({
+            "type": "scatter", "x": _floats(group["params"]), "y": _floats(group["loss"]), "mode": "markers",
+            "name": name, "legendgroup": name, "marker": {"color": colour, "size": 8},
+            "customdata": _hover(_human(group["params"]), _human(group["tokens"])),
+            "hovertemplate": "N=%{customdata[0]}<br>D=%{customdata[1]}<br>loss=%{y:.4f}<extra>" + name + "</extra>"})
+        if len(line["params"]) or budgets is not None:
+            traces.append({"type": "scatter", "x": _floats(line["params"]), "y": _floats(line["loss"]),
+                           "mode": "lines", "legendgroup": name, "showlegend": False, "line": {"color": colour},
+                           "hoverinfo": "skip"})
+        if len(best["params_opt"]) or budgets is not None:
+            traces.append({
+                "type": "scatter", "x": _floats(best["params_opt"]), "y": _floats(best["loss_opt"]),
+                "mode": "markers", "legendgroup": name, "showlegend": False,
+                "marker": {"symbol": "star", "size": 13, "color": "crimson", "opacity": 0.9,
+                           "line": {"color": "white", "width": 1}},
+                "customdata": _hover(_human(best["params_opt"]), _human(best["tokens_opt"])),
+                "hovertemplate": ("fitted minimum<br>N_opt=%{customdata[0]}<br>D_opt=%{customdata[1]}"
+                                  "<br>loss=%{y:.4f}<extra>" + name + "</extra>")})
+        if waiting_of is not None:
+            waiting = waiting_of(budget)
+            trace = {"type": "scatter", "x": _floats(waiting["params"]), "y": _floats(waiting["loss"]),
+                     "mode": "markers", "legendgroup": name, "showlegend": False,
+                     "marker": {"symbol": "circle-open", "size": 9, "color": colour, "line": {"width": 2}},
+                     "hovertemplate": "proposed, not run yet (%{customdata[1]})<br>N=%{customdata[0]}<extra>" + name
+                                      + "</extra>"}
+            if len(waiting["params"]):
+                trace["customdata"] = _hover(_human(waiting["params"]), [str(r) for r in waiting["reason"]])
+            traces.append(trace)
+    return traces
+
+
+def isoflops_title(estimator: str = "parabola") -> str:
+    """The IsoFLOP figure's title, naming the ``estimator``."""
+    return f"IsoFLOP curves ({estimator} fit); stars mark each budget's fitted minimum"
 
 
 def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None,
@@ -68,52 +186,69 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
     budget's curve expects) are drawn as hollow markers, a fourth trace per budget.
     """
     go, _ = _deps.plotly()
-    with warnings.catch_warnings():  # the fit already warned about left-out runs
-        warnings.simplefilter("ignore", FitWarning)
-        runs = prepare_results(results, "plot_isoflops", allow_empty=budgets is not None)
-    shown = sorted({*runs["budget"].unique(), *(budgets or []),
-                    *([] if proposed is None else proposed["budget"].unique())})
-    colours = _budget_colours(shown)
-    curves = parabola_data(optima) if fitted is None else fitted
-    fig = go.Figure()
-    for budget in shown:
-        group = runs[runs["budget"] == budget]
-        colour = colours[budget]
-        name = f"{budget_label(budget)} FLOPs"
-        fig.add_trace(go.Scatter(
-            x=group["params"], y=group["loss"], mode="markers", name=name, legendgroup=name,
-            marker={"color": colour, "size": 8},
-            customdata=np.stack([group["params"].map(human), group["tokens"].map(human)], axis=-1),
-            hovertemplate="N=%{customdata[0]}<br>D=%{customdata[1]}<br>loss=%{y:.4f}<extra>" + name + "</extra>",
-        ))
-        line = curves[curves["budget"] == budget]
-        if not line.empty or budgets is not None:
-            fig.add_trace(go.Scatter(x=line["params"], y=line["loss"], mode="lines", legendgroup=name,
-                                     showlegend=False, line={"color": colour}, hoverinfo="skip"))
-        best = optima.loc[(optima["budget"] == budget) & optima["has_minimum"].astype(bool)]
-        if not best.empty or budgets is not None:
-            fig.add_trace(go.Scatter(
-                x=best["params_opt"], y=best["loss_opt"], mode="markers", legendgroup=name, showlegend=False,
-                marker={"symbol": "star", "size": 13, "color": "crimson", "opacity": 0.9,
-                        "line": {"color": "white", "width": 1}},
-                customdata=np.stack([best["params_opt"].map(human), best["tokens_opt"].map(human)], axis=-1),
-                hovertemplate=("fitted minimum<br>N_opt=%{customdata[0]}<br>D_opt=%{customdata[1]}"
-                               "<br>loss=%{y:.4f}<extra>" + name + "</extra>"),
-            ))
-        if proposed is not None:
-            waiting = proposed[proposed["budget"] == budget]
-            fig.add_trace(go.Scatter(
-                x=waiting["params"], y=waiting["loss"], mode="markers", legendgroup=name, showlegend=False,
-                marker={"symbol": "circle-open", "size": 9, "color": colour, "line": {"width": 2}},
-                customdata=np.stack([waiting["params"].map(human), waiting["reason"].astype(str)], axis=-1)
-                if len(waiting) else None,
-                hovertemplate="proposed, not run yet (%{customdata[1]})<br>N=%{customdata[0]}<extra>" + name
-                              + "</extra>"))
-    fig.update_layout(title=f"IsoFLOP curves ({estimator} fit); stars mark each budget's fitted minimum",
-                      xaxis_title="parameters N", yaxis_title="final loss", template="plotly_white",
-                      legend_title="budget")
+    fig = go.Figure(isoflops_traces(results, optima, budgets=budgets, fitted=fitted, proposed=proposed))
+    fig.update_layout(title=isoflops_title(estimator), xaxis_title="parameters N", yaxis_title="final loss",
+                      template="plotly_white", legend_title="budget")
     fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, minor={"showgrid": True})
     return fig
+
+
+_LAW_PANELS = [("params_opt", "optimal_params", "N<sub>opt</sub>", "optimal parameters N<sub>opt</sub>"),
+               ("tokens_opt", "optimal_tokens", "D<sub>opt</sub>", "optimal tokens D<sub>opt</sub>")]
+
+
+def scaling_laws_traces(optima: pd.DataFrame, laws: pd.DataFrame,
+                        targets: Sequence[float] = ()) -> list[dict[str, Any]]:
+    """The traces of :func:`plot_scaling_laws`, as plain dicts: per panel (N_opt left, D_opt right) the band,
+    the fitted law, the budgets' optima and, with ``targets``, the extrapolations. The same traces whether or
+    not a law is fitted yet (then without data)."""
+    usable = optima.loc[optima["usable"].astype(bool)]
+    if laws.empty:  # no law yet (a sweep part-way through): the same traces, without data
+        keys = ["target_compute"] + [f"{k}{end}" for k in ("optimal_params", "optimal_tokens")
+                                     for end in ("", "_low", "_high")]
+        line = preds = pd.DataFrame({k: [] for k in keys}, dtype=float)
+    else:
+        line = law_line_data(laws, optima["budget"].tolist(), targets)
+        preds = law_values(laws, targets)
+    compute = _floats(line["target_compute"])
+    traces: list[dict[str, Any]] = []
+    for col, (column, key, label, _) in enumerate(_LAW_PANELS, start=1):
+        axes = {"xaxis": f"x{col if col > 1 else ''}", "yaxis": f"y{col if col > 1 else ''}"}
+        first = col == 1
+        traces.append({"type": "scatter", "x": np.concatenate([compute, compute[::-1]]),
+                       "y": np.concatenate([_floats(line[f"{key}_high"]), _floats(line[f"{key}_low"])[::-1]]),
+                       "fill": "toself", "fillcolor": "rgba(31,119,180,0.3)", "line": {"width": 0},
+                       "hoverinfo": "skip", "name": "95% interval", "showlegend": first, "legendgroup": "band",
+                       **axes})
+        traces.append({"type": "scatter", "x": compute, "y": _floats(line[key]), "mode": "lines",
+                       "name": "power-law fit", "line": {"color": "#1f77b4"}, "showlegend": first,
+                       "legendgroup": "fit", "hoverinfo": "skip", **axes})
+        traces.append({"type": "scatter", "x": _floats(usable["budget"]), "y": _floats(usable[column]),
+                       "mode": "markers", "name": "IsoFLOP optima", "marker": {"color": "black", "size": 8},
+                       "showlegend": first, "legendgroup": "optima", "customdata": _human(usable[column]),
+                       "hovertemplate": "C=%{x:.2e}<br>" + label + "=%{customdata}<extra></extra>", **axes})
+        if len(targets):
+            value, low, high = (_floats(preds[f"{key}{end}"]) for end in ("", "_low", "_high"))
+            traces.append({
+                "type": "scatter", "x": _floats(preds["target_compute"]), "y": value, "mode": "markers",
+                "name": "extrapolation",
+                "marker": {"symbol": "diamond-open", "size": 9, "color": "crimson", "line": {"width": 2}},
+                "error_y": {"type": "data", "symmetric": False, "array": high - value, "arrayminus": value - low,
+                            "thickness": 2, "width": 8},
+                "showlegend": first, "legendgroup": "targets",
+                "customdata": [f"{human(v)} ({human(lo)}–{human(hi)})" for v, lo, hi in zip(value, low, high)],
+                "hovertemplate": "C=%{x:.2e}<br>" + label + "=%{customdata}<extra>extrapolation</extra>", **axes})
+    return traces
+
+
+def scaling_laws_titles(laws: pd.DataFrame, estimator: str = "parabola") -> dict[str, str]:
+    """The scaling-law figure's texts that follow the fit: ``title`` and each panel's (``params``, ``tokens``),
+    which shows its exponent ("?" before a law is fitted)."""
+    exps = {} if laws.empty else laws.set_index("quantity")["exponent"].to_dict()
+    power = {q: "?" if exps.get(q) is None else f"{exps[q]:.3f}" for q in ("params", "tokens")}
+    return {"title": f"Compute-optimal scaling ({estimator} fit): power laws, extended to the targets",
+            "params": f"N<sub>opt</sub> ∝ C<sup>{power['params']}</sup>",
+            "tokens": f"D<sub>opt</sub> ∝ C<sup>{power['tokens']}</sup>"}
 
 
 def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequence[float] = (), *,
@@ -121,53 +256,36 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
     """N_opt and D_opt against C: the budgets' optima, the fitted power laws extended to ``targets``, with bands;
     the title names the ``estimator`` that fitted them."""
     go, make_subplots = _deps.plotly()
-    usable = optima.loc[optima["usable"].astype(bool)]
-    if laws.empty:  # no law yet (a sweep part-way through): the same traces, without data
-        keys = ["target_compute"] + [f"{k}{end}" for k in ("optimal_params", "optimal_tokens")
-                                     for end in ("", "_low", "_high")]
-        line = pd.DataFrame({k: [] for k in keys}, dtype=float)
-        exps = {"params": None, "tokens": None}
-    else:
-        line = law_line_data(laws, optima["budget"].tolist(), targets)
-        exps = laws.set_index("quantity")["exponent"].to_dict()
-    power = {q: "?" if e is None else f"{e:.3f}" for q, e in exps.items()}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        f"N<sub>opt</sub> ∝ C<sup>{power['params']}</sup>", f"D<sub>opt</sub> ∝ C<sup>{power['tokens']}</sup>"))
-    panels = [("params_opt", "optimal_params", "N<sub>opt</sub>", "optimal parameters N<sub>opt</sub>"),
-              ("tokens_opt", "optimal_tokens", "D<sub>opt</sub>", "optimal tokens D<sub>opt</sub>")]
-    for col, (column, key, label, axis_title) in enumerate(panels, start=1):
-        fig.add_trace(go.Scatter(
-            x=np.concatenate([line["target_compute"], line["target_compute"][::-1]]),
-            y=np.concatenate([line[f"{key}_high"], line[f"{key}_low"][::-1]]),
-            fill="toself", fillcolor="rgba(31,119,180,0.3)", line={"width": 0}, hoverinfo="skip",
-            name="95% interval", showlegend=col == 1, legendgroup="band"), row=1, col=col)
-        fig.add_trace(go.Scatter(x=line["target_compute"], y=line[key], mode="lines", name="power-law fit",
-                                 line={"color": "#1f77b4"}, showlegend=col == 1, legendgroup="fit",
-                                 hoverinfo="skip"), row=1, col=col)
-        fig.add_trace(go.Scatter(x=usable["budget"], y=usable[column], mode="markers", name="IsoFLOP optima",
-                                 marker={"color": "black", "size": 8}, showlegend=col == 1, legendgroup="optima",
-                                 customdata=usable[column].map(human),
-                                 hovertemplate="C=%{x:.2e}<br>" + label + "=%{customdata}<extra></extra>"),
-                      row=1, col=col)
-        if len(targets):
-            preds = pd.DataFrame([predict_from_laws(laws, c) for c in targets]) if not laws.empty else line
-            text = [f"{human(v)} ({human(lo)}–{human(hi)})"
-                    for v, lo, hi in zip(preds[key], preds[f"{key}_low"], preds[f"{key}_high"])]
-            fig.add_trace(go.Scatter(
-                x=preds["target_compute"], y=preds[key], mode="markers", name="extrapolation",
-                marker={"symbol": "diamond-open", "size": 9, "color": "crimson", "line": {"width": 2}},
-                error_y={"type": "data", "symmetric": False, "array": preds[f"{key}_high"] - preds[key],
-                         "arrayminus": preds[key] - preds[f"{key}_low"], "thickness": 2, "width": 8},
-                showlegend=col == 1, legendgroup="targets", customdata=text,
-                hovertemplate="C=%{x:.2e}<br>" + label + "=%{customdata}<extra>extrapolation</extra>"),
-                row=1, col=col)
+    titles = scaling_laws_titles(laws, estimator)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(titles["params"], titles["tokens"]))
+    fig.add_traces(scaling_laws_traces(optima, laws, targets))
+    for col, (_, _, _, axis_title) in enumerate(_LAW_PANELS, start=1):
         fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, title_text="compute C (FLOPs)",
                          row=1, col=col)
         fig.update_yaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True},
                          title_text=axis_title, row=1, col=col)
-    fig.update_layout(title=f"Compute-optimal scaling ({estimator} fit): power laws, extended to the targets",
-                      template="plotly_white")
+    fig.update_layout(title=titles["title"], template="plotly_white")
     return fig
+
+
+def loss_curve_traces(curves: pd.DataFrame, runs: pd.DataFrame) -> list[dict[str, Any]]:
+    """The traces of :func:`plot_loss_curves`, as plain dicts: a line per run, empty until it has logged."""
+    runs = runs.drop_duplicates("run_id")
+    colours = _budget_colours(list(runs["budget"].unique())) if len(runs) else {}
+    by_run = {run_id: (_floats(g["tokens"]), _floats(g["loss"]))
+              for run_id, g in curves.groupby("run_id", sort=False)} if len(curves) else {}
+    empty = (np.empty(0), np.empty(0))
+    shown: set[float] = set()
+    traces: list[dict[str, Any]] = []
+    for run_id, budget, params in zip(runs["run_id"], runs["budget"], runs["params"]):
+        tokens, loss = by_run.get(run_id, empty)
+        name = f"{budget_label(budget)} FLOPs"
+        traces.append({
+            "type": "scatter", "x": tokens, "y": loss, "mode": "lines", "name": name, "legendgroup": name,
+            "showlegend": budget not in shown, "line": {"color": colours[budget], "width": 1.5},
+            "hovertemplate": f"N={human(params)}<br>tokens=%{{x:.3s}}<br>loss=%{{y:.4f}}<extra>{name}</extra>"})
+        shown.add(budget)
+    return traces
 
 
 def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
@@ -179,20 +297,7 @@ def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
             got = list(frame.columns) if isinstance(frame, pd.DataFrame) else type(frame).__name__
             raise param_error(name, "plot_loss_curves", f"a DataFrame with columns {', '.join(needed)}", got,
                               "Pass result.curves and result.results (or run_sweep's curves and results).")
-    fig = go.Figure()
-    runs = runs.drop_duplicates("run_id")
-    colours = _budget_colours(list(runs["budget"].unique())) if len(runs) else {}
-    by_run = dict(tuple(curves.groupby("run_id", sort=False))) if len(curves) else {}
-    empty = pd.DataFrame({"tokens": [], "loss": []})
-    shown: set[float] = set()
-    for run in runs.itertuples():
-        curve = by_run.get(run.run_id, empty)
-        name = f"{budget_label(run.budget)} FLOPs"
-        fig.add_trace(go.Scatter(
-            x=curve["tokens"], y=curve["loss"], mode="lines", name=name, legendgroup=name,
-            showlegend=run.budget not in shown, line={"color": colours[run.budget], "width": 1.5},
-            hovertemplate=f"N={human(run.params)}<br>tokens=%{{x:.3s}}<br>loss=%{{y:.4f}}<extra>{name}</extra>"))
-        shown.add(run.budget)
+    fig = go.Figure(loss_curve_traces(curves, runs))
     fig.update_layout(title="Training loss along each run", xaxis_title="tokens seen", yaxis_title="training loss",
                       template="plotly_white", legend_title="budget")
     fig.update_xaxes(type="log", exponentformat="power")

@@ -9,8 +9,9 @@ import pytest
 
 from flops_fit import PlantedLaw, plan_sweep, run_sweep
 from flops_fit.examples import GPT
-from flops_fit.live import (backtest_table, budget_grid, budget_options, curves_figure, duration, isoflops_figure, laws_figure,
-                            plan_summary, plan_table, runs_table, snapshot, targets_for)
+from flops_fit.live import (backtest_table, budget_grid, budget_options, completed_runs, curves_figure, curves_update,
+                            duration, isoflops_figure, isoflops_update, laws_figure, laws_update, plan_summary,
+                            plan_table, runs_table, snapshot, targets_for)
 
 BUDGETS = [1e17, 1e18, 1e19]
 
@@ -107,3 +108,63 @@ def test_backtest_appears_once_four_budgets_have_a_minimum():
     assert backtest_table(snapshot(results[results["budget"] < 1e20])) is None  # 3 budgets: not yet
     table = backtest_table(snapshot(results))
     assert table["budget"].tolist() == ["1e20", "1e20"] and set(table["held"]) <= {"yes", "no"}
+
+
+def test_live_updates_draw_what_the_figures_show(finished):
+    """The plain data a live figure redraws from is the figure's own traces, and its layout texts are the figure's."""
+    import json
+
+    import plotly.graph_objects as go
+
+    results, curves = finished
+    targets = targets_for(BUDGETS)
+    for done in (0, 4, 9, 18, 27):
+        snap = snapshot(part_way(results, done))
+        logged = curves[curves["run_id"].isin(results["run_id"][:done])]
+        for fig, update in ((isoflops_figure(snap), isoflops_update(snap)),
+                            (laws_figure(snap, targets), laws_update(snap, targets)),
+                            (curves_figure(logged, results), curves_update(logged, results))):
+            assert json.loads(go.Figure(update.data).to_json())["data"] == json.loads(fig.to_json())["data"]
+            relaid = go.Figure(fig)
+            relaid.plotly_relayout(update.layout)
+            assert relaid.layout.to_plotly_json() == fig.layout.to_plotly_json()
+    assert set(isoflops_update(snap).layout) == {"title.text"}
+    assert set(laws_update(snap, targets).layout) == {"title.text", "annotations[0].text", "annotations[1].text"}
+
+
+def test_law_lines_are_the_laws_predictions(finished):
+    """The figures evaluate the laws on a whole grid at once: the same numbers as predict_from_laws, point by point,
+    with and without a floor."""
+    import numpy as np
+
+    from flops_fit.approaches.laws import predict_from_laws
+    from flops_fit.visualizer import law_values
+
+    results, _ = finished
+    laws = snapshot(results).result.laws.copy()
+    compute = [3e16, 1e18, 5e20]
+    floored = laws.copy()
+    floored["floor"] = floored["floor"].astype(float)
+    floored.loc[floored["quantity"] == "loss", "floor"] = 1.5
+    floored.loc[floored["quantity"] == "loss", "covariance"] = pd.Series(
+        [np.diag([1e-4, 1e-3, 1e-5]).tolist()], index=floored.index[floored["quantity"] == "loss"])
+    for frame in (laws, floored):
+        expected = pd.DataFrame([predict_from_laws(frame, c) for c in compute])
+        pd.testing.assert_frame_equal(law_values(frame, compute), expected, rtol=1e-12)
+
+
+def test_completed_runs_are_the_runs_the_fit_reads(finished):
+    import warnings
+
+    from flops_fit.frames import prepare_results
+
+    results, _ = finished
+    frame = part_way(results, 13)
+    frame.loc[frame.index[2], "status"] = "failed"
+    frame.loc[frame.index[5], "loss"] = float("inf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = prepare_results(frame, allow_empty=True)
+    columns = ["run_id", "budget", "params", "tokens", "loss"]
+    pd.testing.assert_frame_equal(completed_runs(frame)[columns], expected[columns], check_dtype=False)
+    assert len(completed_runs(frame)) == 11
