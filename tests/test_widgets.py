@@ -39,6 +39,58 @@ def test_live_figure_state_holds_every_update():
     assert list(live.widget.data[0].x) == [1, 2]
 
 
+def test_a_redraw_sends_only_what_changed_in_one_message(monkeypatch):
+    """LiveFigure.update builds no plotly trace objects, sends the traces that changed in one update message, and
+    saves copies of those traces only; the saved state still holds the whole figure, a view's legend click too."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    live = LiveFigure(go.Figure([go.Scatter(x=[1, 2], y=[1, 2], mode="markers"), go.Scatter(x=[1], y=[3])]))
+    messages: list[dict] = []
+    live.widget.observe(lambda change: change["new"] and messages.append(change["new"]), names="_py2js_update")
+    built: list[int] = []
+    scatter_init = go.Scatter.__init__
+    monkeypatch.setattr(go.Scatter, "__init__", lambda self, *a, **k: built.append(1) or scatter_init(self, *a, **k))
+    line = {"type": "scatter", "x": [1], "y": [3]}
+
+    def points(n):
+        return {"type": "scatter", "x": np.arange(n, dtype=float), "y": np.arange(n, dtype=float), "mode": "markers"}
+
+    live.widget._js2py_restyle = {"style_data": {"visible": ["legendonly"]}, "style_traces": [1],
+                                  "source_view_id": "a view"}  # what a legend click on the second trace sends
+    live.update([points(3), line], {"title.text": "3 points"})
+    assert len(messages) == 1 and messages[0]["style_traces"] == [0] and set(messages[0]["style_data"]) == {"x", "y"}
+    assert messages[0]["layout_data"] == {"title.text": "3 points"}
+    state = live.widget.get_state()
+    assert live.state_points() == 4 and state["_widget_data"][1]["visible"] == "legendonly"
+    assert state["_widget_layout"]["title"]["text"] == "3 points"
+    saved = live.widget._widget_data
+    live.update([points(3), line], {"title.text": "3 points"})  # nothing changed: nothing sent
+    live.update([points(5), line])
+    assert len(messages) == 2 and messages[1]["style_traces"] == [0] and not messages[1]["layout_data"]
+    assert live.widget._widget_data[1] is saved[1] and live.state_points() == 6  # the unchanged trace: not copied
+    assert built == [] and [t.type for t in live.widget.data] == ["scatter", "scatter"]
+    assert list(live.widget.data[0].x) == [0, 1, 2, 3, 4] and live.widget.data[1].visible == "legendonly"
+
+
+def test_monitor_redraws_build_no_plotly_traces(monkeypatch):
+    import plotly.graph_objects as go
+
+    plan = plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19], model_kwargs=GPT4)
+    gate = threading.Event()
+    handle = run_sweep(plan, mode="mock", background=True,
+                       callbacks=[lambda event: gate.wait(30) if event["type"] == "run_start" else None])
+    monitor = SweepMonitor(handle, refresh_every=0.02)  # its figures are built here, from empty snapshots
+    built: list[int] = []
+    scatter_init = go.Scatter.__init__
+    monkeypatch.setattr(go.Scatter, "__init__", lambda self, *a, **k: built.append(1) or scatter_init(self, *a, **k))
+    gate.set()
+    monitor.wait(60)
+    assert run_markers(monitor.isoflops) == 27 and monitor.laws.state_points() > 0
+    assert monitor.curves.state_points() == len(handle.curves()) > 0
+    assert built == []  # every redraw sent plain data
+
+
 def test_designer_plans_from_its_controls():
     designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4)
     assert designer.budgets == [1e17, 1e18, 1e19, 1e20, 1e21]

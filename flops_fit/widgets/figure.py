@@ -1,4 +1,4 @@
-"""LiveFigure: a plotly FigureWidget whose saved state always holds what it shows.
+"""LiveFigure: a plotly FigureWidget that redraws cheaply and whose saved state always holds what it shows.
 
 plotly's FigureWidget (plotly 6+, an anywidget) syncs its traces and layout as widget
 state only when it is built; every later change travels as a one-off message that
@@ -6,25 +6,47 @@ open views apply and forget. A view opened afterwards (a page reload, Voila, sav
 widget state) therefore shows the figure as first built. After each change LiveFigure
 also assigns the figure's current traces and layout to that state, so any later view
 starts from the full figure.
+
+A redraw is cheap: it takes the traces as plain dicts (``trace.to_plotly_json()`` form),
+compares each with what that trace was last drawn from, and sends only the properties
+that changed, for all traces at once, in one update message, without plotly building and
+validating trace objects. Only the traces that changed are copied into the saved state.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._deps import figure_widget
+import numpy as np
 
+from ._deps import figure_widget
 
 # what a person sets by zooming and panning: kept when a redraw does not set it itself
 VIEW_STATE = frozenset({"range", "autorange", "dragmode"})
 
 
-def layout_changes(current: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _same(old: Any, new: Any) -> bool:
+    """Whether two property values draw the same (arrays compare by content, shape and all)."""
+    if old is new:
+        return True
+    if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
+        try:
+            return np.asarray(old).shape == np.asarray(new).shape and bool(np.array_equal(old, new))
+        except (TypeError, ValueError):
+            return False
+    try:
+        return bool(old == new)
+    except (TypeError, ValueError):  # containers holding arrays
+        return False
+
+
+def layout_changes(current: dict[str, Any], new: dict[str, Any], prefix: str = "",
+                   keep: frozenset[str] = VIEW_STATE) -> dict[str, Any]:
     """The relayout (dotted paths) that turns layout ``current`` into ``new``: only what changed travels
     (not the template on every redraw), what ``new`` lacks is cleared (a relayout leaves what it does not
-    mention), and a zoom the user made survives.
+    mention), and a zoom the user made (the keys in ``keep``) survives. Traces diff the same way (nothing kept).
 
     >>> layout_changes({"title": {"text": "a"}, "xaxis": {"range": [0, 1], "type": "log"}},
     ...                {"title": {"text": "b"}, "xaxis": {"type": "log"}, "height": 300})
@@ -34,28 +56,41 @@ def layout_changes(current: dict[str, Any], new: dict[str, Any], prefix: str = "
     for key in sorted(set(current) | set(new)):
         path, old = f"{prefix}{key}", current.get(key)
         if key not in new:
-            if key not in VIEW_STATE:
+            if key not in keep and old is not None:
                 changes[path] = None
             continue
         value = new[key]
-        try:
-            if old == value:
-                continue
-        except ValueError:  # arrays compare element-wise: treat as changed
-            pass
         if isinstance(old, dict) and isinstance(value, dict):
-            changes.update(layout_changes(old, value, f"{path}."))
-        else:
-            changes[path] = value
+            changes.update(layout_changes(old, value, f"{path}.", keep))
+        elif not _same(old, value):
+            changes[path] = _detach(value)
     return changes
 
 
-class LiveFigure:
-    """Holds one ``plotly.graph_objects.FigureWidget`` (``.widget``) and redraws it from whole figures.
+def _plain(trace: Mapping[str, Any]) -> dict[str, Any]:
+    """A trace's properties as given, without the ``uid`` the widget adds to align its views."""
+    return {key: value for key, value in trace.items() if key != "uid"}
 
-    ``show(fig)`` makes the widget look like ``fig``: traces are restyled in place when
-    their number and kinds are unchanged (no flicker while curves stream) and replaced
-    otherwise. Safe to call from a background thread.
+
+def _detach(value: Any) -> Any:
+    """A copy of the dicts and lists, which plotly edits in place; arrays, strings and numbers, which it only
+    ever replaces, are shared."""
+    if isinstance(value, dict):
+        return {key: _detach(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_detach(item) for item in value]
+    return value
+
+
+class LiveFigure:
+    """Holds one ``plotly.graph_objects.FigureWidget`` (``.widget``) and redraws it cheaply.
+
+    :meth:`update` takes plain trace dicts and the layout's changes (what
+    :mod:`flops_fit.live`'s ``*_update`` functions give); :meth:`show` takes a whole
+    ``plotly.graph_objects.Figure``. Either way only what changed since the last redraw is
+    sent, in one message; the traces are restyled in place while their number and kinds
+    stay (no flicker while curves stream) and replaced otherwise. Safe to call from a
+    background thread.
     """
 
     def __init__(self, fig: Any = None, *, height: int | None = None) -> None:
@@ -63,8 +98,19 @@ class LiveFigure:
         if height is not None:
             self.widget.layout.height = height
         self._height = height
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._drawn = [_plain(_detach(trace)) for trace in self.widget._data]  # what each trace was drawn from
+        self._state: list[dict[str, Any]] = []  # the traces as saved in the widget's state
+        self._from_views: set[int] = set()  # traces a view restyled (a legend click): saved again at the next redraw
+        self.widget.observe(self._view_restyled, names=["_js2py_restyle", "_js2py_update"])
         self._persist()
+
+    def _view_restyled(self, change: dict[str, Any]) -> None:
+        message = change["new"]
+        if message:
+            traces = message.get("style_traces")
+            self._from_views.update(range(len(self._state)) if traces is None else
+                                    [traces] if isinstance(traces, int) else traces)
 
     def show(self, fig: Any) -> None:
         """Redraw as ``fig`` (a ``plotly.graph_objects.Figure``), in open views and in the saved state."""
@@ -72,27 +118,66 @@ class LiveFigure:
         if self._height is not None:
             layout["height"] = self._height
         with self._lock:
+            self.update([trace.to_plotly_json() for trace in fig.data], layout_changes(self.widget._layout, layout))
+
+    def update(self, data: Sequence[Mapping[str, Any]], layout: Mapping[str, Any] | None = None) -> None:
+        """Redraw from plain data, in open views and in the saved state.
+
+        Parameters
+        ----------
+        data : sequence of dict
+            Every trace, as ``trace.to_plotly_json()`` gives it (``"type"`` defaults to scatter). Only
+            the properties that differ from the trace's previous dict are sent; a property the new
+            dict lacks is cleared.
+        layout : dict, optional
+            Layout changes as dotted paths (``{"title.text": "..."}``), as plotly's relayout takes them;
+            only those that change the layout are sent.
+        """
+        relayout = dict(layout or {})
+        with self._lock:
             widget = self.widget
-            relayout = layout_changes(widget._layout, layout)
-            if [t.type for t in widget.data] == [t.type for t in fig.data]:
-                with widget.batch_update():
-                    for trace, new in zip(widget.data, fig.data):
-                        trace.update(new.to_plotly_json(), overwrite=True)
-                    if relayout:
-                        widget.plotly_relayout(relayout)
-            else:
-                widget.data = ()
-                widget.add_traces(list(fig.data))
+            given = [_plain(trace) for trace in data]
+            if [t.get("type", "scatter") for t in given] != [t.get("type", "scatter") for t in self._drawn]:
+                widget.data = ()  # other traces: replace them all (plotly validates the new ones)
+                widget.add_traces([_detach(trace) for trace in given])
                 if relayout:
                     widget.plotly_relayout(relayout)
-            self._persist()
+                self._drawn = given
+                self._persist()
+                return
+            changes = {i: diff for i, (old, new) in enumerate(zip(self._drawn, given))
+                       if (diff := layout_changes(old, new, keep=frozenset()))}
+            if changes or relayout:
+                # record the edits as plotly's own property setters do inside a batch (without building and
+                # validating trace objects); leaving the batch sends them as one update message
+                with widget.batch_update():
+                    for i, diff in changes.items():
+                        widget._batch_trace_edits[i] = diff
+                    widget._batch_layout_edits.update(relayout)
+            for i in changes:
+                self._drawn[i] = given[i]
+            self._persist(changes)
 
-    def _persist(self) -> None:
-        """Put the current traces and layout into the widget's synced state (what a new view is built from)."""
+    def _persist(self, changed: Mapping[int, Any] | None = None) -> None:
+        """Put the current traces and layout into the widget's synced state (what a new view is built from):
+        copies of the traces in ``changed`` (all when None), the others as saved before."""
         widget = self.widget
-        if hasattr(widget, "_widget_data"):  # plotly >= 6 (anywidget); plotly 5 kept no such state
-            widget._widget_data = copy.deepcopy(widget._data)
-            widget._widget_layout = copy.deepcopy(widget._layout)
+        if not hasattr(widget, "_widget_data"):  # plotly >= 6 (anywidget); plotly 5 kept no such state
+            return
+        current = widget._data
+        if changed is None or len(self._state) != len(current):
+            self._state = [_detach(trace) for trace in current]
+            self._from_views.clear()
+        elif changed or self._from_views:
+            fresh, self._from_views = {*changed, *self._from_views}, set()
+            self._state = [_detach(current[i]) if i in fresh else saved for i, saved in enumerate(self._state)]
+        widget._widget_data = list(self._state)  # a new list: the traits see a change and sync it
+        try:
+            same = widget._layout == widget._widget_layout
+        except ValueError:  # arrays in the layout
+            same = False
+        if not same:
+            widget._widget_layout = _detach(widget._layout)
 
     def state_points(self) -> int:
         """How many data points the synced state holds: what a freshly opened view would draw."""

@@ -14,8 +14,8 @@ import pandas as pd
 from .._checks import check_number, param_error
 from .._format import budget_label, human
 from ..handle import SweepHandle
-from ..live import (Snapshot, backtest_table, curves_figure, duration, isoflops_figure, laws_figure, runs_table, snapshot,
-                    status_counts, targets_for)
+from ..live import (Snapshot, backtest_table, curves_figure, curves_update, duration, html_table, isoflops_figure,
+                    isoflops_update, laws_figure, laws_update, runs_table, snapshot, status_counts, targets_for)
 from ..result import Result
 from ..runner import run_sweep
 from ..schema import FINISHED
@@ -41,7 +41,7 @@ class SweepMonitor:
     handle : SweepHandle
         What ``run_sweep(..., background=True)`` returned; or use :meth:`start`.
     refresh_every : float, default 0.25
-        Seconds between redraws (loss curves redraw at most once a second).
+        Seconds between redraws (the loss curves and the backtest redraw at most once a second).
     extrapolate_to : sequence of float, optional
         Budgets the scaling-law panel extends to (default 10x and 100x the largest).
 
@@ -73,6 +73,9 @@ class SweepMonitor:
         self._live: dict[str, list[dict[str, float]]] = {}  # run_id -> logged points of a run in progress
         self._drawn_finished = -1
         self._curves_drawn_at = 0.0
+        self._curves_due = False  # a run finished since the curves were drawn
+        self._backtest_of: Snapshot | None = None  # the snapshot the backtest shows
+        self._backtest_at = 0.0
         self._finished_curves = pd.DataFrame(columns=["run_id", "tokens", "loss"])
         self._lock = threading.Lock()
         self._on_done: list[Callable[[SweepMonitor], None]] = []
@@ -82,6 +85,7 @@ class SweepMonitor:
         results = handle.results()
         self.targets = targets_for(results["budget"].unique(), extrapolate_to)
         self.snapshot: Snapshot = Snapshot(results=results)
+        self._results = results  # as the latest refresh read them
         self.status = W.HTML()
         self.overall = W.IntProgress(value=0, min=0, max=len(results), description="runs", bar_style="info")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="warning",
@@ -194,10 +198,13 @@ class SweepMonitor:
             self._cursor += len(events)
             if not events and not final and self._drawn_finished >= 0:  # nothing new: just the clock
                 self._update_status(self.snapshot.counts, len(self.snapshot.results), final)
+                if self._curves_due:
+                    self._draw_curves(self._results)
+                self._draw_backtest()
                 return
             for event in events:
                 self._read(event)
-            results = self.handle.results()
+            self._results = results = self.handle.results()
             self._grow(results)
             counts = status_counts(results)
             if final:  # runs cut short by Stop are pending again: no half-drawn curve or bar for them
@@ -209,20 +216,16 @@ class SweepMonitor:
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
                 self.snapshot = snapshot(results, extrapolate_to=self.targets, spec=self.handle.spec)
-                self._finished_curves = self.handle.curves()
-                self.isoflops.show(isoflops_figure(self.snapshot))
-                self.laws.show(laws_figure(self.snapshot, self.targets))
-                self.table.value = runs_table(results).to_html(index=False, border=0)
+                self.isoflops.update(*isoflops_update(self.snapshot))  # first: where a run's point shows
+                self.table.value = html_table(runs_table(results))
+                self.laws.update(*laws_update(self.snapshot, self.targets))
                 self.optima.value = self._optima_html()
-                backtest = backtest_table(self.snapshot)
-                self.backtest.value = "" if backtest is None else (
-                    "<b>Backtest</b>: the largest budget predicted from the others" + backtest.to_html(index=False,
-                                                                                                     border=0))
+                self._backtest_of = None  # drawn from an older fit
+                self._curves_due = True
                 self.notes.value = "".join(f"<div style='color:#8a6d3b'>{escape(n)}</div>"
                                            for n in self.snapshot.notes)
-                self._draw_curves(results)
-            elif final or (self._live and time.perf_counter() - self._curves_drawn_at > 1.0):
-                self._draw_curves(results)
+            self._draw_curves(results, final)
+            self._draw_backtest(final)
             self._update_status(counts, len(results), final)
             if final and self.snapshot.result is not None:
                 self.snapshot.result.curves = self._finished_curves
@@ -246,6 +249,8 @@ class SweepMonitor:
 
     def _grow(self, results: pd.DataFrame) -> None:
         """An adaptive sweep's new runs get their bars (appended: the rows already shown keep their place)."""
+        if len(results) == len(self.bars):
+            return
         new = results[~results["run_id"].isin(list(self.bars))]
         if len(new):
             self.runs_box.children = (*self.runs_box.children, *self._run_rows(new))
@@ -263,11 +268,27 @@ class SweepMonitor:
             else:
                 bar.value, bar.bar_style = 0, ""
 
-    def _draw_curves(self, results: pd.DataFrame) -> None:
+    def _draw_curves(self, results: pd.DataFrame, final: bool = False) -> None:
+        """The loss curves, when a run has finished or is logging: redrawn at most once a second (and at the end)."""
+        if not final and (not (self._curves_due or self._live) or time.perf_counter() - self._curves_drawn_at < 1.0):
+            return
+        if self._curves_due or final:
+            self._finished_curves = self.handle.curves()
+            self._curves_due = False
         live = [pd.DataFrame(points) for points in self._live.values() if points]
         curves = pd.concat([self._finished_curves, *live], ignore_index=True) if live else self._finished_curves
-        self.curves.show(curves_figure(curves, results))
+        self.curves.update(*curves_update(curves, results))
         self._curves_drawn_at = time.perf_counter()
+
+    def _draw_backtest(self, final: bool = False) -> None:
+        """The backtest of the latest fit: a second refit, so while runs pour in it is redrawn at most once a
+        second (and at the end)."""
+        if self._backtest_of is self.snapshot or not (final or time.perf_counter() - self._backtest_at > 1.0):
+            return
+        self._backtest_of, self._backtest_at = self.snapshot, time.perf_counter()
+        backtest = backtest_table(self.snapshot)
+        self.backtest.value = "" if backtest is None else (
+            "<b>Backtest</b>: the largest budget predicted from the others" + html_table(backtest))
 
     def _optima_html(self) -> str:
         result = self.snapshot.result
@@ -281,7 +302,7 @@ class SweepMonitor:
             "loss": table["loss"].map(lambda v: f"{v:.3f}"),
             "source": table["source"],
         })
-        return shown.to_html(index=False, border=0)
+        return html_table(shown)
 
     def _update_status(self, counts: dict[str, int], runs: int, final: bool) -> None:
         finished, pending = counts["finished"], counts["pending"]
