@@ -1,10 +1,12 @@
 """How live the live monitor is, and what it costs: latency, kernel stalls, redraw cost, training slowdown.
 
 1. Mock sweep of 45 runs, each held 50 ms by a callback (a stand-in for real runs), watched by a
-   SweepMonitor. The main thread plays the kernel: it polls the IsoFLOP figure's synced state
-   every 5 ms (how long after each run's end does its point appear?) and notes how late each
-   5 ms sleep wakes (does the monitor stall the kernel?).
-2. What one redraw costs (refit + three figures) and how big a figure's synced state is.
+   SweepMonitor, built once the imports are warm (a monitor on a small sweep is built and discarded
+   first). The main thread plays the kernel: it polls the IsoFLOP figure's synced state every 5 ms
+   (how long after each run's end does its point appear?) and notes how late each 5 ms sleep wakes
+   (does the monitor stall the kernel?).
+2. What one redraw costs (SweepMonitor.refresh with new finished runs: refit, 3 figures, tables) and
+   how big a figure's synced state is.
 3. Real training of the tiny byte-level GPT sweep of notebook 06: in the main thread, in the
    background (what the widgets do), and in the background with a monitor.
 
@@ -27,12 +29,21 @@ from flops_fit.widgets.figure import LiveFigure
 
 
 def run_points(live: LiveFigure) -> int:
+    """Finished runs' points in an IsoFLOP figure's synced state (not the stars of minima, nor the hollow markers
+    of runs not yet run)."""
     return sum(len(t["x"]) for t in live.widget._widget_data
-               if t.get("mode") == "markers" and t.get("marker", {}).get("symbol") != "star")
+               if t.get("mode") == "markers" and t.get("marker", {}).get("symbol") not in ("star", "circle-open"))
+
+
+def warm_imports() -> None:
+    """Build and discard a monitor of a small sweep that reaches every fit and figure (laws and the backtest)."""
+    plan = ff.plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19, 1e20], points_per_budget=5, model_kwargs={"n_layer": 4})
+    SweepMonitor.start(plan, mode="mock").wait()
 
 
 def mock_latency(hold: float = 0.05) -> dict[str, float]:
     plan = ff.plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19, 1e20, 1e21], model_kwargs={"n_layer": 4})
+    warm_imports()
     ends: list[float] = []
 
     def held(event):
@@ -45,13 +56,14 @@ def mock_latency(hold: float = 0.05) -> dict[str, float]:
     bare = time.perf_counter() - start
     ends.clear()
 
-    timings: list[float] = []
+    timings: list[float] = []  # refreshes that found new finished runs (refit and redraw), not clock ticks
     original = SweepMonitor.refresh
 
     def timed_refresh(self, final=False):
-        t = time.perf_counter()
+        t, before = time.perf_counter(), self._drawn_finished
         original(self, final)
-        timings.append(time.perf_counter() - t)
+        if self._drawn_finished != before:
+            timings.append(time.perf_counter() - t)
 
     SweepMonitor.refresh = timed_refresh
     start = time.perf_counter()
@@ -120,16 +132,18 @@ def main() -> None:
     print(f"Mock sweep, {m['runs']} runs held 50 ms each, SweepMonitor refreshing every 0.1 s:\n")
     print("| measurement | result | goal | met |\n|---|---|---|---|")
     rows = [
-        ("building the monitor (3 figures, a bar per run)", f"{m['built']:.2f} s", "", None),
+        ("building the monitor (3 figures, a bar per run), imports warm", f"{m['built']:.2f} s", "<= 0.5 s",
+         m["built"] <= 0.5),
         ("a run's point reaches the IsoFLOP figure's state, after the run ends (median / p95)",
-         f"{m['latency_median'] * ms:.0f} / {m['latency_p95'] * ms:.0f} ms", "p95 < 500 ms",
-         m["latency_p95"] < 0.5),
+         f"{m['latency_median'] * ms:.0f} / {m['latency_p95'] * ms:.0f} ms", "p95 <= 250 ms",
+         m["latency_p95"] <= 0.25),
         ("the kernel's 5 ms sleeps wake late by (median / worst)",
          f"{m['stall_median'] * ms:.1f} / {m['stall_max'] * ms:.0f} ms", "worst < 100 ms", m["stall_max"] < 0.1),
         ("sweep wall time, bare / with the monitor",
          f"{m['bare']:.2f} s / {m['watched']:.2f} s", "", None),
-        (f"one redraw: refit + 3 figures ({m['redraws']} redraws; median / worst)",
-         f"{m['redraw_median'] * ms:.0f} / {m['redraw_max'] * ms:.0f} ms", "", None),
+        (f"one redraw: refit + 3 figures + tables ({m['redraws']} redraws; median / worst)",
+         f"{m['redraw_median'] * ms:.0f} / {m['redraw_max'] * ms:.0f} ms", "median <= 50 ms",
+         m["redraw_median"] <= 0.05),
         ("IsoFLOP figure's synced state (what a reloaded view receives)", f"{m['state_kb']:.0f} KB", "", None),
     ]
     for name, value, goal, met in rows:
