@@ -296,11 +296,11 @@ class SweepMonitor:
             return "<i>none yet: a budget needs 3 completed sizes</i>"
         table = result.table()
         shown = pd.DataFrame({
-            "compute": table["compute"].map(lambda c: f"{c:.2e}"),
-            "N_opt": table["params"].map(lambda v: f"{v:,.3g}"),
-            "D_opt": table["tokens"].map(lambda v: f"{v:,.3g}"),
-            "loss": table["loss"].map(lambda v: f"{v:.3f}"),
-            "source": table["source"],
+            "compute": [f"{c:.2e}" for c in table["compute"]],
+            "N_opt": [f"{v:,.3g}" for v in table["params"]],
+            "D_opt": [f"{v:,.3g}" for v in table["tokens"]],
+            "loss": [f"{v:.3f}" for v in table["loss"]],
+            "source": table["source"].tolist(),
         })
         return html_table(shown)
 
