@@ -92,6 +92,7 @@ class SweepMonitor:
                                     tooltip="End the sweep after the current run (or step); finished runs are kept")
         self.stop_button.on_click(lambda _: self.stop())
         self.bars: dict[str, Any] = {}
+        self._bar_state: dict[str, tuple[Any, Any]] = {}  # run_id -> (status, steps) its bar shows
         self.runs_box = W.VBox(self._run_rows(results), layout=W.Layout(max_height="200px", overflow="auto"))
         self.isoflops = LiveFigure(isoflops_figure(self.snapshot), height=430)
         self.laws = LiveFigure(laws_figure(self.snapshot, self.targets), height=380)
@@ -257,7 +258,12 @@ class SweepMonitor:
         self.overall.max = len(results)
 
     def _update_bars(self, results: pd.DataFrame) -> None:
+        """Set each run's bar from its status and steps; only bars whose state changed are touched."""
         for run_id, status in zip(results["run_id"], results["status"]):
+            shown = (status, self._steps.get(run_id))
+            if self._bar_state.get(run_id) == shown:
+                continue
+            self._bar_state[run_id] = shown
             bar = self.bars[run_id]
             step, steps = self._steps.get(run_id, (0, 1))  # mock and executor runs report no steps
             if status in FINISHED:
