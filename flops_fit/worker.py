@@ -30,6 +30,7 @@ import atexit
 import logging
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401  (its exit handler, which joins children, must be registered before ours)
+import os
 import pickle
 import signal
 import threading
@@ -273,12 +274,40 @@ class TrainingWorker:
         return None if self.worker is None else self.worker.process.pid
 
 
-def _dumps(job: Job) -> bytes:
+class _Capped:
+    """A file that keeps what is written, up to ``limit`` bytes; past that it raises OverflowError."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size, self.chunks = limit, 0, []
+
+    def write(self, data: Any) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise OverflowError(f"they pickle to more than {self.limit / 2**20:,.0f} MiB (a quarter of the memory "
+                                "free now); a dataset of tensor views pickles each view's whole storage: keep "
+                                "one tensor and slice it in __getitem__, as flops_fit.examples.TokenDataset does")
+        self.chunks.append(bytes(data))
+        return len(data)
+
+
+def payload_limit() -> int:
+    """The most bytes a job may pickle to: a quarter of the memory free now (the worker holds a copy too)."""
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Linux
+        free = 16 * 2**30
+    return int(free // 4)
+
+
+def _dumps(job: Job, limit: int | None = None) -> bytes:
     """The job as bytes a spawned process can load: by value where plain pickle goes by reference to something
-    the worker cannot import (a class or function defined in a notebook or a script's ``__main__``)."""
+    the worker cannot import (a class or function defined in a notebook or a script's ``__main__``). Past
+    ``limit`` bytes (default :func:`payload_limit`) it stops, rather than fill this process's memory."""
     import cloudpickle
 
-    return cloudpickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+    out = _Capped(payload_limit() if limit is None else limit)
+    cloudpickle.CloudPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(job)
+    return b"".join(out.chunks)
 
 
 def serve(conn: Any, stop: Any) -> None:

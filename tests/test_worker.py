@@ -102,12 +102,17 @@ def test_a_worker_that_dies_costs_only_its_run(data):
         assert f"worker process died (killed by {signal_name}" in results.loc[size, "error"]
 
 
-class LockedData(list):
+class LockedData:
     """A dataset holding a lock: it cannot be pickled, so it cannot reach another process."""
 
-    def __init__(self, items):
-        super().__init__(items)
-        self.lock = threading.Lock()
+    def __init__(self, data):
+        self.data, self.lock = data, threading.Lock()
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i]
 
 
 def test_what_cannot_be_sent_trains_in_the_thread_with_a_warning(data):
@@ -118,6 +123,16 @@ def test_what_cannot_be_sent_trains_in_the_thread_with_a_warning(data):
                               train_config=config, background=True)
     assert handle.wait(120)["status"].eq("completed").all()
     assert handle._sweep.worker.fallback is not None
+
+
+def test_a_dataset_too_big_to_send_is_not_pickled_whole(data, monkeypatch):
+    train, held, config = data
+    views = [train[i] for i in range(len(train))]  # views of one tensor: each pickles the whole of it
+    monkeypatch.setattr(worker, "payload_limit", lambda: 2**20)
+    with pytest.warns(UserWarning, match="more than 1 MiB .*tensor views"):
+        handle = ff.run_sweep(odd_plan(data).head(1), OddGPT, views, lm_loss, mode="local", eval_dataset=held,
+                              train_config=config, background=True)
+    assert handle.wait(120)["status"].eq("completed").all()
 
 
 def test_a_model_defined_in_a_notebook_cell_is_sent_by_value(data):
