@@ -98,7 +98,8 @@ def mock_latency(hold: float = 0.05) -> dict[str, float]:
     drawn = start + built
     latency = [shown[k + 1] - ends[k] for k in range(len(ends)) if k + 1 in shown and ends[k] > drawn]
     state = monitor.isoflops.widget.get_state(["_widget_data", "_widget_layout"])
-    return {"runs": len(plan), "built": built, "bare": bare, "watched": watched, "latency_median": float(np.median(latency)),
+    return {"runs": len(plan), "built": built, "bare": bare, "watched": watched,
+            "latency_median": float(np.median(latency)),
             "latency_p95": float(np.percentile(latency, 95)), "stall_median": float(np.median(lateness)),
             "stall_max": float(np.max(lateness)), "redraws": len(timings),
             "redraw_median": float(np.median(timings)), "redraw_max": float(np.max(timings)),

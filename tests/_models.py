@@ -14,8 +14,9 @@ from flops_fit.examples import GPT
 
 class OddGPT(GPT):
     """``GPT`` with test knobs: ``pid_dir`` (each forward touches <pid_dir>/<pid>); in worker processes only
-    (not in run_sweep's pre-flight check, which runs in the main process), ``step_s`` (sleep in each forward), ``kill_at`` (the d_model
-    whose process SIGKILLs itself, as the out-of-memory killer would) and ``abort_at`` (whose calls ``os.abort()``)."""
+    (not in run_sweep's pre-flight check, which runs in the main process), ``step_s`` (sleep in each forward),
+    ``kill_at`` (the d_model whose process SIGKILLs itself, as the out-of-memory killer would) and
+    ``abort_at`` (the one that calls ``os.abort()``)."""
 
     def __init__(self, *, pid_dir: str | None = None, step_s: float = 0.0, kill_at: int | None = None,
                  abort_at: int | None = None, **settings):
