@@ -190,9 +190,14 @@ class TrainingWorker:
         worker.send(("job",))
         worker.send_job(self._payload)
 
-    def _await_ready(self, worker: WorkerProcess) -> None:
-        """Wait until the worker has loaded the job (a new one imports torch first)."""
-        message = worker.receive(None)
+    def _await_ready(self, worker: WorkerProcess, should_stop: Callable[[], bool]) -> None:
+        """Wait until the worker has loaded the job (a new one imports torch first); a stop meanwhile abandons
+        the run before it starts."""
+        message = worker.receive(0.25)
+        while message == ():
+            if should_stop():
+                raise RunAbandoned("stopped while the worker process started")
+            message = worker.receive(0.25)
         if message is None:
             self._fall_back(f"the worker process ended while loading them ({worker.death()})")
         elif message[0] == "unusable":
@@ -214,7 +219,7 @@ class TrainingWorker:
         if self.fallback is None and self.worker is None:
             self._load(WorkerProcess())
         if self.fallback is None and not self.worker.job_loaded:
-            self._await_ready(self.worker)
+            self._await_ready(self.worker, should_stop)
         if self.fallback is not None:
             return run_job(self.job, row, emit, should_stop)
         worker = self.worker

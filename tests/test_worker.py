@@ -75,12 +75,18 @@ def test_stop_ends_the_run_after_its_step_and_records_nothing_of_it(data, tmp_pa
     assert resumed["status"].eq("completed").all()
 
 
-def test_a_worker_that_does_not_stop_is_killed_after_the_grace_period(data):
-    plan = odd_plan(data, step_s=60)
+def test_stop_while_the_worker_starts_runs_nothing(data):
+    worker.close_spare()
+    handle = start(odd_plan(data), data)
+    handle.stop()  # the new worker is still importing torch
+    assert handle.wait(30)["status"].eq("pending").all()
+
+
+def test_a_worker_that_does_not_stop_is_killed_after_the_grace_period(data, tmp_path):
+    plan = odd_plan(data, step_s=60, pid_dir=str(tmp_path))
     handle = start(plan, data)
-    while not any(e["type"] == "run_start" for e in handle.events):
-        time.sleep(0.02)
-    time.sleep(0.5)  # inside its first, minute-long step
+    while not [p for p in tmp_path.iterdir() if int(p.name) != os.getpid()]:
+        time.sleep(0.02)  # until the worker is inside its first, minute-long step
     pid = handle._sweep.worker.pid
     stopped = time.perf_counter()
     handle.stop(grace=1)

@@ -31,7 +31,8 @@ class SweepMonitor:
     """Watch a background sweep: a bar per run, streaming loss curves, IsoFLOP and scaling-law figures
     refitted as each run lands, a table of runs, and a Stop button that keeps what finished.
 
-    The sweep runs in its own thread (``run_sweep(..., background=True)``) and the monitor
+    The sweep runs in its own thread (``run_sweep(..., background=True)``; a local sweep's runs
+    train in a worker process that thread drives, :mod:`flops_fit.worker`) and the monitor
     redraws from another, at most every ``refresh_every`` seconds, so the kernel stays free
     for other cells. Figures are :class:`~flops_fit.widgets.LiveFigure` objects: a page
     reload or saved widget state shows everything they held.
