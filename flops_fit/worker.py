@@ -76,8 +76,13 @@ class WorkerProcess:
     def send_job(self, payload: bytes) -> None:
         """Send a pickled job without waiting: a big one fills the pipe until the worker, still importing
         torch, starts reading."""
-        threading.Thread(target=self.conn.send_bytes, args=(payload,), name="flops_fit-worker-send",
-                         daemon=True).start()
+        threading.Thread(target=self._send_bytes, args=(payload,), name="flops_fit-worker-send", daemon=True).start()
+
+    def _send_bytes(self, payload: bytes) -> None:
+        try:
+            self.conn.send_bytes(payload)
+        except OSError:  # the worker died while starting: the sweep's thread reports it
+            pass
 
     def receive(self, timeout: float | None) -> tuple[Any, ...] | None:
         """The worker's next message; ``()`` when none came within ``timeout`` (it is alive); None when it
@@ -199,19 +204,26 @@ class TrainingWorker:
                 raise RunAbandoned("stopped while the worker process started")
             message = worker.receive(0.25)
         if message is None:
-            self._fall_back(f"the worker process ended while loading them ({worker.death()})")
+            self._fall_back(worker.death(), started=False)
         elif message[0] == "unusable":
             self._fall_back(message[1])
         else:
             worker.job_loaded = True
 
-    def _fall_back(self, why: str) -> None:
+    def _fall_back(self, why: str, started: bool = True) -> None:
+        """Train here from now on, saying why: the job cannot reach a worker, or no worker could start."""
         self.fallback = why
         self._end(kill=True)
-        warn("run_sweep: the model, data or loss cannot be sent to a worker process "
-             f"({why}), so this sweep trains in a background thread of this process, where torch runs slower "
-             "(about 2x on CPU; torch.set_num_threads(1) narrows the gap for small models). Define them in "
-             "importable modules, and keep open files and locks out of the dataset, to train at full speed.")
+        slower = ("so this sweep trains in a background thread of this process, where torch runs slower (about 2x "
+                  "on CPU; torch.set_num_threads(1) narrows the gap for small models).")
+        if started:
+            warn(f"run_sweep: the model, data or loss cannot be sent to a worker process ({why}), {slower} Define "
+                 "them in importable modules, and keep open files and locks out of the dataset, to train at full "
+                 "speed.")
+        else:
+            warn(f"run_sweep: its worker process ended while starting ({why}; its error is printed above), {slower} "
+                 "A spawned process imports the script that started it again: in a script, start the sweep under "
+                 "`if __name__ == \"__main__\":`.")
 
     def run(self, row: dict[str, Any], emit: Callback, should_stop: Callable[[], bool]) -> tuple[dict[str, Any],
                                                                                                pd.DataFrame]:

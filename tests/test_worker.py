@@ -231,3 +231,27 @@ def test_the_designer_starts_a_worker_while_a_local_sweep_is_planned(data):
     monitor.stop()
     monitor.wait(60)
     assert worker._spare[0].process.pid == spare  # and it waits for the next
+
+
+UNGUARDED = textwrap.dedent("""
+    import flops_fit as ff
+    from flops_fit.examples import GPT, lm_loss, stdlib_datasets
+
+    train, held = stdlib_datasets(seq_len=16, max_bytes=30_000)
+    config = ff.TrainConfig(batch_size=64)
+    plan = ff.plan_sweep(GPT, "d_model", [6e8], points_per_budget=3, tokens_per_param=100, size_span=6,
+                         multiple_of=2, model_kwargs={"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2},
+                         tokens_per_sample=16, train_config=config)
+    handle = ff.run_sweep(plan, GPT, train, lm_loss, mode="local", eval_dataset=held, train_config=config,
+                          background=True)
+    print(handle.wait()["status"].tolist())
+""")
+
+
+def test_a_script_without_a_main_guard_is_told_how_to_fix_it(tmp_path):
+    script = tmp_path / "unguarded.py"  # no `if __name__ == "__main__":`, so the spawned worker cannot start
+    script.write_text(UNGUARDED)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "['completed', 'completed', 'completed']" in done.stdout
+    assert "worker process ended while starting (exit code 1" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
