@@ -14,6 +14,7 @@ import pytest
 
 import flops_fit as ff
 from flops_fit import worker
+from flops_fit.claims import alive as _alive
 from flops_fit.examples import GPT, lm_loss, stdlib_datasets
 from flops_fit.store import SweepStore
 from tests._models import OddGPT
@@ -191,22 +192,15 @@ def test_the_worker_ends_when_its_kernel_is_killed(tmp_path):
     assert not alive, "the worker outlived its killed kernel"
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its reaper has ended
-        return f.read().split(") ")[1][0] != "Z"
-
-
 def test_prestart_and_close_spare():
     worker.close_spare()
     worker.prestart()
     spare = worker._spare[0]
     assert spare.alive
     worker.close_spare()
-    spare.process.join(15)
+    deadline = time.time() + 15  # a reaper thread joins it: poll rather than join beside it
+    while spare.alive and time.time() < deadline:
+        time.sleep(0.1)
     assert not spare.alive and not worker._spare
 
 
