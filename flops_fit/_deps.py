@@ -56,3 +56,12 @@ def scipy_special() -> ModuleType:
     from scipy import special
 
     return special
+
+
+def tracker(name: str) -> ModuleType:
+    """``mlflow`` or ``wandb``, the experiment trackers (optional extras), with the extra to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"flops_fit's {name} integration needs the {name} package: "
+                          f"pip install 'flops_fit[{name}]'") from exc

@@ -99,7 +99,7 @@ class SweepExecution:
         with self.lock:
             self.outcomes[row["run_id"]] = full
             self.curves[row["run_id"]] = curve
-        self.emit({"type": "run_end", "run_id": row["run_id"], **outcome})
+        self.emit({"type": "run_end", "run_id": row["run_id"], **outcome, "record": full, "curve": curve})
 
     def extend(self, plan: pd.DataFrame) -> None:
         """Add runs to the sweep (an adaptive sweep's next batch); the next :meth:`run` runs them."""
@@ -110,6 +110,18 @@ class SweepExecution:
             self._reuse_finished(self.store, self.retry_failed)
 
     # -- running ------------------------------------------------------------------------------------
+    def execute(self) -> None:
+        """:meth:`run`, between a ``sweep_start`` and a ``sweep_end`` event (the end also when it raises or is
+        stopped), so callbacks that keep state (an experiment tracker) can open and close it."""
+        self.emit({"type": "sweep_start", "store": None if self.store is None else str(self.store.path),
+                   "runs": len(self.plan), "identity": json.loads(self.identity), "model": _model_of(self.plan),
+                   "spec": None if self.spec is None else self.spec.to_dict()})
+        try:
+            self.run()
+        finally:
+            self.emit({"type": "sweep_end", "stopped": self.stop_event.is_set(),
+                       "counts": self.results()["status"].value_counts().to_dict()})
+
     def run(self) -> None:
         self.todo = [row for row in self.plan.to_dict("records") if row["run_id"] not in self.outcomes]
         bars = None
@@ -168,7 +180,7 @@ class SweepExecution:
             if row is None:
                 self.stop_event.wait(self.poll_s)
                 continue
-            self.emit({"type": "run_start", "run_id": row["run_id"], **self.job.start(row)})
+            self.emit({"type": "run_start", "run_id": row["run_id"], **self.job.start(row), "row": row})
             try:
                 if self.worker is None:
                     outcome, curve = run_job(self.job, row, self.emit, self.stop_event.is_set)

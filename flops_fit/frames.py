@@ -16,6 +16,8 @@ import pandas as pd
 
 from ._checks import param_error, warn
 from .errors import FitWarning
+from .integrations.mlflow import read_mlflow
+from .integrations.wandb import read_wandb
 from .schema import Status
 from .store import SweepStore
 
@@ -37,8 +39,9 @@ ALIASES = {
 
 
 def load_results(
-    source: str | os.PathLike[str] | pd.DataFrame, *, columns: Mapping[str, str] | None = None,
-    completed_only: bool = True,
+    source: str | os.PathLike[str] | pd.DataFrame | None = None, *, columns: Mapping[str, str] | None = None,
+    completed_only: bool = True, mlflow: str | None = None, wandb: str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None, sweep: str | None = None,
 ) -> pd.DataFrame:
     """Load sweep results for analysis.
 
@@ -48,6 +51,17 @@ def load_results(
         A DataFrame; a ``.csv``, ``.json``, ``.jsonl`` or ``.parquet`` file with
         ``params``, ``tokens``, ``loss`` and ``budget`` or ``flops``; or a sweep
         directory written by ``run_sweep(..., store=PATH)`` (readable while it runs).
+        Or, instead of ``source``, an experiment tracker:
+    mlflow : str, optional
+        The name or id of an MLflow experiment (at ``tracking_uri``): each run is a row, its
+        parameters and final metrics the columns (see :mod:`flops_fit.integrations`).
+    wandb : str or path, optional
+        ``"entity/project"`` (read through W&B's API: needs an account and the network), a
+        W&B runs export ``.csv``, or a local ``wandb`` directory of offline runs.
+    tracking_uri : str, optional
+        With ``mlflow``: the tracking server, e.g. ``"http://127.0.0.1:5000"``; default MLflow's own.
+    sweep : str, optional
+        With a tracker that holds several flops_fit sweeps: the name of the one to read.
     columns : mapping, optional
         Renames applied first, from your names to ours, e.g. ``{"n_params": "params"}``.
         Common names are recognised without it (``N``, ``n_params``, ``Model Size``
@@ -75,7 +89,10 @@ def load_results(
     [1e+18, 1e+18, 1e+18]
     """
     func = "load_results"
-    if isinstance(source, pd.DataFrame):
+    tracker = _tracker_of(source, mlflow, wandb, tracking_uri, sweep, func)
+    if tracker is not None:
+        frame = tracker
+    elif isinstance(source, pd.DataFrame):
         frame = source
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -108,7 +125,41 @@ def load_results(
                               f"After renaming, {clashes} would appear twice; drop or rename the existing column.")
         frame = frame.rename(columns=dict(columns))
     frame = _apply_aliases(frame)
+    if tracker is not None:
+        _require_columns(frame, "mlflow" if mlflow is not None else "wandb", func)
     return prepare_results(frame, func) if completed_only else frame
+
+
+def _tracker_of(source: object, mlflow: str | None, wandb: object, tracking_uri: str | None, sweep: str | None,
+                func: str) -> pd.DataFrame | None:
+    """The runs of the experiment tracker named by ``mlflow`` or ``wandb`` (None when neither is given)."""
+    given = [name for name, value in (("source", source), ("mlflow", mlflow), ("wandb", wandb)) if value is not None]
+    if len(given) != 1:
+        raise param_error("source", func, "given alone, or replaced by one of mlflow= or wandb=", given or None,
+                          "Pass a DataFrame or path as source, or mlflow='experiment', or wandb='entity/project'.")
+    if tracking_uri is not None and mlflow is None:
+        raise param_error("tracking_uri", func, "given only with mlflow=", tracking_uri)
+    if sweep is not None and source is not None:
+        raise param_error("sweep", func, "given only with mlflow= or wandb=", sweep,
+                          "A sweep directory or file holds one sweep; filter a DataFrame yourself.")
+    if mlflow is not None:
+        return read_mlflow(mlflow, tracking_uri, sweep=sweep, func=func)
+    if wandb is not None:
+        return read_wandb(wandb, sweep=sweep, func=func)
+    return None
+
+
+def _require_columns(frame: pd.DataFrame, parameter: str, func: str) -> None:
+    """Tracker runs without what a fit needs: name the missing columns and what the runs do hold."""
+    missing = [c for c in ("params", "tokens", "loss") if c not in frame.columns]
+    if "budget" not in frame.columns and "flops" not in frame.columns:
+        missing.append("budget (or flops)")
+    if missing:
+        held = sorted(str(c) for c in frame.columns)
+        raise param_error(parameter, func, "runs that log params, tokens, loss and budget (or flops)",
+                          f"{len(frame)} runs without {missing}",
+                          f"They hold: {held[:40]}{' ...' if len(held) > 40 else ''}. Log these as parameters or "
+                          "final metrics, or map your names: load_results(..., columns={'val/loss': 'loss'}).")
 
 
 def _require_finished(frame: pd.DataFrame, path: str, func: str) -> None:

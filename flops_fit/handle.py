@@ -42,7 +42,7 @@ class SweepHandle:
 
     def _main(self) -> None:
         try:
-            self._sweep.run()
+            self._sweep.execute()
         except BaseException as exc:  # surfaced by wait()
             self.error = exc
         finally:

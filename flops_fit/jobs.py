@@ -145,7 +145,7 @@ def run_remote(job: Job, row: Row, submitter: int, ticket: Ticket | None = None)
         exit_with_parent()
     emit = sender(ticket)
     try:
-        emit({"type": "run_start", "run_id": row["run_id"], **job.start(row)})
+        emit({"type": "run_start", "run_id": row["run_id"], **job.start(row), "row": dict(row)})
     except Exception:  # e.g. no such device: the run itself raises it again, and is recorded failed with it
         pass
     return run_job(job, row, emit)

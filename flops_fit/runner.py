@@ -86,9 +86,10 @@ def run_sweep(
         How to build each size; default: what :func:`plan_sweep` recorded in the plan's ``size_param``
         and ``model_kwargs`` columns.
     callbacks : sequence of callables
-        Each receives the sweep's events (dicts with ``type`` ``run_start``,
-        ``step``, ``eval``, ``run_end``; see :mod:`flops_fit.events`), also from an executor's workers on this host
-        (:mod:`flops_fit.channel`); from workers on other hosts, ``run_end`` only.
+        Each receives the sweep's events (dicts with ``type`` ``sweep_start``, ``run_start``,
+        ``step``, ``eval``, ``run_end``, ``sweep_end``; see :mod:`flops_fit.events`), also from an executor's
+        workers on this host (:mod:`flops_fit.channel`); from workers on other hosts, ``run_end`` only.
+        Experiment trackers: :class:`flops_fit.integrations.MLflowCallback` and ``WandbCallback``.
     progress : bool, optional
         Show tqdm progress bars; by default when running in a terminal.
     store : path, optional
@@ -170,7 +171,7 @@ def run_sweep(
         if mode == "local" and executor is None:
             sweep.worker = TrainingWorker(job)  # torch in a thread of this process would train about 2x slower
         return SweepHandle(sweep)
-    sweep.run()
+    sweep.execute()
     results = sweep.results()
     logger.info("%s sweep: %d runs, %s", mode, len(results), results["status"].value_counts().to_dict())
     return (results, sweep.curve_frame()) if return_curves else results

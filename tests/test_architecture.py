@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "flops_fit"
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "examples" not in p.parts)
-HEAVY = {"torch", "plotly", "scipy", "ipywidgets"}
+HEAVY = {"torch", "plotly", "scipy", "ipywidgets", "mlflow", "wandb"}
 # the one place each heavy dependency is imported
 HEAVY_HOMES = {PACKAGE / "_deps.py", PACKAGE / "widgets" / "_deps.py"}
 
