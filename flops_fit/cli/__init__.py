@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+import urllib.parse
 from dataclasses import field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -176,7 +177,7 @@ def run_train(cfg: DictConfig) -> Any:
         if spec.strategy == "adaptive" and not ("reason" in plan.columns and plan["reason"].isin(REASONS).all()):
             plan = _adaptive_start(store, plan, spec, factory, size_param, mode, dataset, config)
     common = dict(store=str(sweep_dir), retry_failed=retry_failed, model_size_param=size_param,
-                  model_kwargs=settings, spec=spec)
+                  model_kwargs=settings, spec=spec, callbacks=_callbacks(cfg))
     if mode == "mock":
         results = ff.run_sweep(plan, factory, mode="mock", seed=seed,
                                law=ff.PlantedLaw(**OmegaConf.to_container(cfg.law)), **common)
@@ -187,6 +188,33 @@ def run_train(cfg: DictConfig) -> Any:
     print(f"{len(results)} runs in {sweep_dir}: {counts}")
     print(f"next: ff-analyze sweep_dir={sweep_dir}")
     return results
+
+
+def _callbacks(cfg: DictConfig) -> list[Any]:
+    """The experiment trackers chosen with ``callbacks=[mlflow]`` (``conf/callbacks``), made before any run trains,
+    so an unreachable tracking server is reported at once."""
+    chosen = cfg.get("callbacks") or {}
+    return [hydra.utils.instantiate(chosen[name]) for name in chosen]
+
+
+def _tracker_source(source: str) -> dict[str, Any]:
+    """``source=`` of ff-analyze as load_results keywords: ``mlflow://HOST:PORT/EXPERIMENT`` (``mlflow+https://``
+    for https), ``mlflow:EXPERIMENT`` (MLflow's default tracking URI), ``wandb://ENTITY/PROJECT`` or ``wandb:PATH``
+    (an export .csv or a directory of offline runs)."""
+    scheme, _, rest = source.partition(":")
+    if scheme in ("mlflow", "mlflow+http", "mlflow+https"):
+        if not rest.startswith("//"):
+            return {"mlflow": rest}
+        host, _, experiment = rest[2:].partition("/")
+        if not host or not experiment:
+            raise ValueError(f"source={source}: give the server and the experiment, e.g. "
+                             "source=mlflow://127.0.0.1:5000/my-experiment")
+        http = "https" if scheme == "mlflow+https" else "http"
+        return {"mlflow": urllib.parse.unquote(experiment), "tracking_uri": f"{http}://{host}"}
+    if scheme == "wandb" and rest:
+        return {"wandb": rest[2:] if rest.startswith("//") else rest}
+    raise ValueError(f"source={source} is not a tracker: give mlflow://HOST:PORT/EXPERIMENT, mlflow:EXPERIMENT, "
+                     "wandb://ENTITY/PROJECT or wandb:PATH (or leave source unset to read sweep_dir)")
 
 
 def _adaptive_start(store: SweepStore, plan: Any, spec: PlanSpec, factory: Any, size_param: str, mode: str,
@@ -220,6 +248,14 @@ def _finished_sweep(cfg: DictConfig) -> Path:
     return path
 
 
+def _result(cfg: DictConfig, **options: Any) -> ff.Result:
+    """The fitted runs of ``source`` (an experiment tracker) when given, else of ``sweep_dir``."""
+    if cfg.get("source"):
+        frame = ff.load_results(**_tracker_source(str(cfg.source)), sweep=cfg.get("sweep"))
+        return ff.Result.from_results(frame, estimator=cfg.estimator, **options)
+    return ff.load(_finished_sweep(cfg), estimator=cfg.estimator, **options)
+
+
 def run_analyze(cfg: DictConfig) -> ff.Result:
     if cfg.extrapolate_to is None or OmegaConf.is_list(cfg.extrapolate_to):
         listed = list(cfg.extrapolate_to or [])
@@ -227,7 +263,7 @@ def run_analyze(cfg: DictConfig) -> ff.Result:
         listed = [cfg.extrapolate_to]
     targets = [_number(cfg, "extrapolate_to", float, "[1e23,1e24]", t) for t in listed] or None
     bootstrap = _number(cfg, "bootstrap", int, "1000")
-    result = ff.load(_finished_sweep(cfg), extrapolate_to=targets, estimator=cfg.estimator)
+    result = _result(cfg, extrapolate_to=targets)
     print(f"Estimator: {result.estimator}\n")
     print(result.chinchilla_table())
     if len(result.laws):
@@ -248,8 +284,8 @@ def run_analyze(cfg: DictConfig) -> ff.Result:
 
 def run_visualize(cfg: DictConfig) -> dict[str, Path]:
     png = _choice(cfg, "png", ("auto", True, False))
-    result = ff.load(_finished_sweep(cfg), estimator=cfg.estimator)
-    out = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.sweep_dir) / "figures"
+    result = _result(cfg)
+    out = Path(cfg.out_dir) if cfg.out_dir else Path("figures") if cfg.get("source") else Path(cfg.sweep_dir) / "figures"
     figures = result.plot(html_dir=out)
     written = {name: out / f"{name}.html" for name in figures}
     if png in (True, "auto"):
@@ -272,7 +308,7 @@ def _entry(config_name: str, stage: Any) -> Any:
     def main(cfg: DictConfig) -> None:
         try:
             stage(cfg)
-        except (ValueError, FileNotFoundError, RuntimeError) as exc:  # a user's mistake: say it, no traceback
+        except (ValueError, FileNotFoundError, RuntimeError, ConnectionError, ImportError) as exc:  # a user's mistake
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
 

@@ -54,6 +54,9 @@ def run_params(row: Mapping[str, Any], identity: Mapping[str, Any] | None,
     knob = row.get("size_param")
     if isinstance(knob, str) and knob and knob not in params:
         params[knob] = row.get("size")
+    if not convention:  # a plan run without its PlanSpec: 6N is recognisable, other conventions only by value
+        fpt, n = _number(row.get("flops_per_token")), _number(row.get("params"))
+        convention = "6N" if fpt is not None and n and abs(fpt / n - 6) < 1e-9 else None
     if convention:
         params["flop_convention"] = convention
     for key, value in _flatten(identity or {}).items():
@@ -311,6 +314,9 @@ def results_frame(rows: Iterable[dict[str, Any]], *, sweep: str | None, source: 
             numbers = pd.to_numeric(frame[column], errors="coerce")
             if numbers.notna().sum() == frame[column].notna().sum():
                 frame[column] = numbers
+    order = [c for c in ("budget", "params", "size", "repeat", "run_id") if c in frame.columns]
+    if order:  # the plan's order (trackers list newest first), so a fit sees the runs as the sweep made them
+        frame = frame.sort_values(order, kind="stable", na_position="last")
     if "sweep" in frame.columns:
         frame = _one_sweep(frame, sweep, source, func, parameter)
     elif sweep is not None:
@@ -330,10 +336,14 @@ def _one_sweep(frame: pd.DataFrame, sweep: str | None, source: str, func: str, p
     identities = frame["identity"].fillna("") if "identity" in frame.columns else pd.Series("", index=frame.index)
     groups = (names + "\x00" + identities).value_counts()
     if len(groups) > 1:
+        settings = {key: _settings(str(key).split("\x00", 1)[1]) for key in groups.index}
+        keys = sorted({k for flat in settings.values() for k in flat})
+        differ = [k for k in keys if len({repr(flat.get(k)) for flat in settings.values()}) > 1]
         parts = []
         for key, count in groups.items():
-            name, identity = str(key).split("\x00", 1)
-            parts.append(f"'{name}' ({count} runs{', ' + _brief(identity) if identity else ''})")
+            name = str(key).split("\x00", 1)[0]
+            shown = ", ".join(f"{k} {settings[key].get(k)}" for k in differ[:4] if k in settings[key])
+            parts.append(f"'{name}' ({count} runs{', ' + shown if shown else ''})")
         fix = ("Pass sweep=<one of the names> to read one of them." if names.nunique() > 1 else
                "Runs under one name were made with different settings (another mode, seed, law or training "
                "setting); log each setting under its own sweep name, e.g. MLflowCallback(sweep='lr-3e-3').")
@@ -343,10 +353,10 @@ def _one_sweep(frame: pd.DataFrame, sweep: str | None, source: str, func: str, p
     return frame
 
 
-def _brief(identity: str) -> str:
-    """``mode local, training.lr 0.003, ...``: enough of a sweep's identity to tell two apart."""
+def _settings(identity: str) -> dict[str, Any]:
+    """A sweep's identity (JSON) flattened, ``{}`` when there is none or it is not JSON."""
     try:
-        flat = _flatten(json.loads(identity))
-    except (ValueError, AttributeError):
-        return identity[:80]
-    return ", ".join(f"{k} {v}" for k, v in list(flat.items())[:4])
+        value = json.loads(identity) if identity else {}
+    except ValueError:
+        return {"identity": identity[:80]}
+    return _flatten(value) if isinstance(value, Mapping) else {"identity": identity[:80]}
