@@ -1,8 +1,9 @@
 """The events a sweep emits, and the one function that hands them to callbacks.
 
 A sweep begins with ``sweep_start`` (``store``: the sweep directory or None, ``runs``,
-``identity``: how its runs are made, ``spec``: the plan's :class:`~flops_fit.PlanSpec` as a
-dict or None) and ends with ``sweep_end`` (``stopped``, ``counts`` of each status), also when
+``identity``: how its runs are made, ``model``: the plan's model settings, ``spec``: the plan's
+:class:`~flops_fit.PlanSpec` as a dict or None, ``finished``: the run_ids a resumed sweep takes
+from its directory) and ends with ``sweep_end`` (``stopped``, ``counts`` of each status), also when
 it is stopped or fails. Every run emits, in order: ``run_start`` (``run_id, steps, tokens,
 device, row``: its plan row) and ``run_end`` (``run_id``, the outcome: ``status, loss, error,
 ...``, with ``record``: the plan row, the outcome and ``flops``, and ``curve``: its curves

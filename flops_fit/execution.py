@@ -115,6 +115,7 @@ class SweepExecution:
         stopped), so callbacks that keep state (an experiment tracker) can open and close it."""
         self.emit({"type": "sweep_start", "store": None if self.store is None else str(self.store.path),
                    "runs": len(self.plan), "identity": json.loads(self.identity), "model": _model_of(self.plan),
+                   "finished": sorted(self.outcomes),
                    "spec": None if self.spec is None else self.spec.to_dict()})
         try:
             self.run()

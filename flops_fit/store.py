@@ -255,6 +255,13 @@ class SweepStore:
             merged["flops"] = merged["flops"].fillna(merged.pop("flops_planned"))
         return merged.drop(columns=["status_planned"], errors="ignore")
 
+    def curve(self, run_id: str) -> pd.DataFrame:
+        """One finished run's curve (empty when it has none, or it cannot be read)."""
+        try:
+            return pd.read_csv(self.path / "curves" / f"{run_id}.csv", dtype={"run_id": str})
+        except (OSError, ValueError, UnicodeDecodeError):
+            return pd.DataFrame(columns=CURVE_COLUMNS)
+
     def curves(self) -> pd.DataFrame:
         """Every finished run's curve; unreadable ones are set aside (with their record, so they run again),
         and curves of runs with no record (stopped part-way, not running now) are left out with a warning."""

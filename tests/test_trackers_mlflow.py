@@ -110,13 +110,19 @@ def test_a_mock_sweep_round_trips_to_the_same_fit(server, plan):
 
 
 def test_a_resumed_sweep_logs_each_run_once(server, plan, tmp_path):
+    """Resumed from its directory, a sweep finds its tracker runs by run_id: it adds the runs it trains now and
+    the finished ones the tracker lacks (here: the first part ran without the callback), and nothing twice."""
     store = tmp_path / "sweep"
-    first = plan.iloc[:7]
-    run_sweep(first, mode="mock", store=store, callbacks=[MLflowCallback("resume", tracking_uri=server)])
-    run_sweep(plan, mode="mock", store=store, callbacks=[MLflowCallback("resume", tracking_uri=server)])
-    _, runs = _runs(server, "resume")
+    run_sweep(plan.iloc[:4], mode="mock", store=store)
+    run_sweep(plan.iloc[:9], mode="mock", store=store, callbacks=[MLflowCallback("resume", tracking_uri=server)])
+    for _ in range(2):
+        run_sweep(plan, mode="mock", store=store, callbacks=[MLflowCallback("resume", tracking_uri=server)])
+    client, runs = _runs(server, "resume")
     ids = [r.data.tags["flops_fit.run_id"] for r in runs]
     assert sorted(ids) == sorted(plan["run_id"]) and {r.data.tags["flops_fit.sweep"] for r in runs} == {"sweep"}
+    early = next(r for r in runs if r.data.tags["flops_fit.run_id"] == plan["run_id"][0])  # logged from the store
+    assert len(client.get_metric_history(early.info.run_id, "train_loss")) > 10
+    assert early.data.metrics["loss"] == load_results(store).set_index("run_id").loc[plan["run_id"][0], "loss"]
 
 
 def test_a_run_stopped_part_way_is_killed_and_replaced_when_trained_again(server, plan):

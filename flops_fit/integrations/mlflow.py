@@ -48,7 +48,9 @@ class MLflowCallback(TrackerCallback):
         directory's name, or ``sweep-`` and a hash of the sweep's settings. A sweep run
         again (resumed, or failures retried) finds its runs by this name and their
         ``run_id``: a run trained again replaces its earlier MLflow run (deleted to MLflow's
-        trash, where it can be restored), and runs that finished before are not logged twice.
+        trash, where it can be restored), runs that finished before are not logged twice, and
+        finished runs the experiment lacks (a first part run without this callback) are logged
+        from the sweep directory.
     flush_timeout_s : float, default 60
         How long the end of a sweep waits for the logging to catch up.
     batch_s : float, default 1
@@ -73,13 +75,19 @@ class MLflowCallback(TrackerCallback):
         self.experiment_id = find_experiment(self._client, experiment, self.tracking_uri, func, "experiment",
                                              create=True)
         self._found: dict[str, str] | None = None  # run_id -> the MLflow run this sweep logged for it before
+        self._ended: set[str] = set()  # the run_ids whose MLflow run ended (finished or failed)
 
     def _begin(self) -> None:
-        self._found = {}
+        self._found, self._ended = {}, set()
         for run in all_runs(self._client, self.experiment_id, f"tags.`{SWEEP_KEY}` = '{_quote(self._name)}'"):
             tags = run.data.tags
             if tags.get(IDENTITY_KEY, "") == self._identity_text() and RUN_KEY in tags:
                 self._found[tags[RUN_KEY]] = run.info.run_id
+                if run.info.status in ("FINISHED", "FAILED"):
+                    self._ended.add(tags[RUN_KEY])
+
+    def _holds(self, run_id: str) -> bool:
+        return run_id in self._ended
 
     def _identity_text(self) -> str:
         return json.dumps(self._identity, sort_keys=True, default=str) if self._identity is not None else ""

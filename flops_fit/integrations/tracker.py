@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .._checks import param_error
+from ..store import SweepStore
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ class TrackerCallback:
             self._convention = spec.get("flop_convention") if isinstance(spec.get("flop_convention"), str) else None
             self._name = self.sweep or default_sweep_name(event.get("store"), self._identity, event.get("model"))
             self._begin()
+            self._backfill(event.get("store"), event.get("finished") or [])
         elif kind == "run_start" and isinstance(event.get("row"), Mapping):
             self._runs[run_id] = self._start(dict(event["row"]))
         elif kind == "step" and run_id in self._runs:
@@ -225,6 +227,25 @@ class TrackerCallback:
                 self._send(run)
                 self._end(run.handle, {}, {"flops_fit.status": "stopped"}, "KILLED")
             self._runs.clear()
+
+    def _holds(self, run_id: str) -> bool:
+        """Whether the tracker holds an ended run for ``run_id`` of this sweep (trackers that cannot tell say
+        True, and then runs a resumed sweep takes from its directory are not logged)."""
+        return True
+
+    def _backfill(self, store: str | None, finished: list[str]) -> None:
+        """Log the runs a resumed sweep takes from its directory that the tracker lacks (the first part ran
+        without this callback, or stopped before its logging ended), from their records and curves."""
+        missing = [run_id for run_id in finished if not self._holds(run_id)]
+        if not missing or not store:
+            return
+        opened = SweepStore(store)
+        for run_id in missing:
+            record = opened.record(run_id)
+            if record is not None:
+                self._finish({"run_id": run_id, "record": record, "curve": opened.curve(run_id)})
+        logger.info("%s: logged %d run(s) that %s held but the tracker lacked", type(self).__name__, len(missing),
+                    store)
 
     def _start(self, row: dict[str, Any]) -> OpenRun:
         if self._name is None:  # events without a sweep_start (a caller of its own): name from the row
