@@ -65,5 +65,9 @@ def test_the_runner_alone_announces_runs(gpt_plan):
     """Mock and trained runs emit the same run_start/run_end pair, from the runner; a job only streams steps."""
     events = []
     run_sweep(gpt_plan.head(3), mode="mock", callbacks=[events.append])
-    assert [e["type"] for e in events] == ["run_start", "run_end"] * 3
-    assert [e["run_id"] for e in events[::2]] == gpt_plan["run_id"].head(3).tolist()
+    assert [e["type"] for e in events] == ["sweep_start", *["run_start", "run_end"] * 3, "sweep_end"]
+    runs = events[1:-1]
+    assert [e["run_id"] for e in runs[::2]] == gpt_plan["run_id"].head(3).tolist()
+    assert all(e["row"]["run_id"] == e["run_id"] for e in runs[::2])  # run_start carries its plan row
+    assert all(e["record"]["run_id"] == e["run_id"] and len(e["curve"]) for e in runs[1::2])  # run_end, its record
+    assert events[-1]["counts"] == {"completed": 3} and events[-1]["stopped"] is False

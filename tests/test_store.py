@@ -52,7 +52,8 @@ def test_resume_runs_only_what_is_new(plan, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in (root / "runs").glob("*.json") if p.name in stamps} == stamps
     again = []
     ff.run_sweep(plan, mode="mock", store=root, callbacks=[again.append])
-    assert again == []  # everything finished: nothing runs twice
+    assert [e["type"] for e in again] == ["sweep_start", "sweep_end"]  # everything finished: nothing runs twice
+    assert again[0]["finished"] == sorted(plan["run_id"]) and again[0]["store"] == str(root)
 
 
 def test_changed_settings_are_refused_so_a_fit_never_mixes_them(tmp_path):

@@ -41,7 +41,8 @@ def server(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
          "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job workers: 2-3x faster here
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -271,7 +272,6 @@ def test_the_command_line_logs_and_reads_a_sweep(server, tmp_path):
     assert trained.returncode == 0, trained.stderr
     analysed = stage("ff-analyze", f"source=mlflow://{server.removeprefix('http://')}/cli")
     assert analysed.returncode == 0, analysed.stderr
-    local = stage("ff-analyze")
-    assert analysed.stdout.split("Backtest")[0] == local.stdout.split("Backtest")[0]
+    assert ff.load(sweep).chinchilla_table() in analysed.stdout  # the same fit as from the sweep directory
     dead = stage("ff-analyze", f"source=mlflow://127.0.0.1:{_free_port()}/cli")
     assert dead.returncode == 2 and "error: The 'tracking_uri' parameter" in dead.stderr

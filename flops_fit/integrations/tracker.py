@@ -156,18 +156,16 @@ class TrackerCallback:
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("type") not in ("sweep_start", "run_start", "step", "run_end", "sweep_end"):
             return
-        self._start_thread()
-        self._queue.put(event)
+        self._put(event)
         if event["type"] == "sweep_end":
             self.flush()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything received so far is logged (True), or ``timeout`` seconds (default
         ``flush_timeout_s``) pass (False, with a warning)."""
-        if self._thread is None:
-            return True
         done = threading.Event()
-        self._queue.put(done)
+        if not self._put(done, start=False):
+            return True
         limit = self.flush_timeout_s if timeout is None else timeout
         if not done.wait(limit):
             logger.warning("%s: the tracker has not taken everything after %.0f s; it goes on logging in the "
@@ -175,29 +173,38 @@ class TrackerCallback:
             return False
         return True
 
-    def _start_thread(self) -> None:
+    def _put(self, item: Any, start: bool = True) -> bool:
+        """Queue ``item`` for the sender thread, starting one if none runs (unless not ``start``: False then)."""
         with self._thread_lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
+                if not start:
+                    return False
                 self._thread = threading.Thread(target=self._serve, name=f"flops_fit-{type(self).__name__}",
                                                 daemon=True)
                 self._thread.start()
+            self._queue.put(item)
+            return True
 
     def _serve(self) -> None:
+        """Log what comes, until a sweep has ended and nothing more is queued (a later sweep starts another)."""
         while True:
             item = self._queue.get()
             if isinstance(item, threading.Event):
                 self._send_all()
                 item.set()
-                continue
-            if self.failure is not None:
-                continue
-            try:
-                self._handle(item)
-            except Exception as exc:  # the tracker went away: keep training, say so once
-                self.failure = exc
-                logger.warning("%s stopped logging (%s: %s); the sweep goes on, and its runs are kept in the "
-                               "results (and the sweep directory, if any)", type(self).__name__,
-                               type(exc).__name__, exc)
+            elif self.failure is None:
+                try:
+                    self._handle(item)
+                except Exception as exc:  # the tracker went away: keep training, say so once
+                    self.failure = exc
+                    logger.warning("%s stopped logging (%s: %s); the sweep goes on, and its runs are kept in the "
+                                   "results (and the sweep directory, if any)", type(self).__name__,
+                                   type(exc).__name__, exc)
+            with self._thread_lock:
+                if not self._runs and self._queue.empty() and (
+                        isinstance(item, threading.Event) or item.get("type") == "sweep_end"):
+                    self._thread = None
+                    return
 
     # -- events -------------------------------------------------------------------------------------
     def _handle(self, event: dict[str, Any]) -> None:
@@ -316,6 +323,13 @@ TRACKER_STATUS = {"finished": "completed", "failed": "failed", "crashed": "faile
                   "running": "running", "scheduled": "pending", "pending": "pending"}
 
 
+# columns that stay text even when every value looks like a number (a run_id can be all digits), and those that
+# are always floats
+_TEXT = {"run_id", "sweep", "identity", "status", "error", "size_param", "model_kwargs", "reason", "mode",
+         "flop_convention", "mlflow_run_id", "wandb_id"}
+_NUMBERS = {"budget", "flops", "params", "tokens", "loss", "flops_per_token", "tokens_per_param"}
+
+
 def results_frame(rows: Iterable[dict[str, Any]], *, sweep: str | None, source: str, func: str,
                   parameter: str) -> pd.DataFrame:
     """Tracker runs (one dict each: parameters, final metrics, and ``status``/``sweep``/``identity`` when
@@ -331,7 +345,11 @@ def results_frame(rows: Iterable[dict[str, Any]], *, sweep: str | None, source: 
                           "It holds no runs (deleted runs are not read). Log a sweep to it first, e.g. "
                           "run_sweep(plan, callbacks=[MLflowCallback(...)]).")
     for column in frame.columns:
-        if frame[column].dtype == object or str(frame[column].dtype).startswith(("string", "str")):
+        if column in _TEXT:
+            continue
+        if column in _NUMBERS:  # floats, as a sweep directory gives them (W&B keeps 1e17 as an integer)
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        elif frame[column].dtype == object or str(frame[column].dtype).startswith(("string", "str")):
             numbers = pd.to_numeric(frame[column], errors="coerce")
             if numbers.notna().sum() == frame[column].notna().sum():
                 frame[column] = numbers
