@@ -165,3 +165,25 @@ def test_importing_the_package_and_its_integrations_loads_no_tracker():
             "print('mlflow' in sys.modules, 'wandb' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_ff_analyze_reads_offline_runs_and_parses_every_source_form(logged, capsys):
+    from hydra import compose, initialize_config_module
+
+    from flops_fit.cli import _tracker_source, run_analyze
+
+    results, _, root = logged
+    assert _tracker_source("mlflow://127.0.0.1:5000/my%20exp") == {"mlflow": "my exp",
+                                                                   "tracking_uri": "http://127.0.0.1:5000"}
+    assert _tracker_source("mlflow+https://mlflow.example.org/e") == {"mlflow": "e",
+                                                                      "tracking_uri": "https://mlflow.example.org"}
+    assert _tracker_source("mlflow:e") == {"mlflow": "e"}
+    assert _tracker_source("wandb://team/project") == {"wandb": "team/project"}
+    assert _tracker_source("wandb:runs.csv") == {"wandb": "runs.csv"}
+    for bad in ("mlflow://127.0.0.1:5000", "s3://bucket/runs", "wandb:"):
+        with pytest.raises(ValueError, match=f"source={bad}"):
+            _tracker_source(bad)
+    with initialize_config_module(config_module="flops_fit.conf", version_base="1.3"):
+        result = run_analyze(compose("analyze", overrides=[f"source=wandb:{root}"]))
+    assert sorted(result.results["run_id"]) == sorted(results["run_id"])
+    assert "| Compute (FLOPs) |" in capsys.readouterr().out
