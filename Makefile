@@ -28,7 +28,7 @@ demo: $(VENV)/.installed
 # fast offline and fall back to local data
 test: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
-	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest flops_fit tests --nbmake notebooks
+	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest flops_fit tests --nbmake notebooks --durations=15
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_speed.py

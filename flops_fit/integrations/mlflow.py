@@ -23,7 +23,8 @@ import pandas as pd
 
 from .. import _deps
 from .._checks import param_error
-from .tracker import IDENTITY_KEY, RUN_KEY, SWEEP_KEY, TRACKER_STATUS, TrackerCallback, results_frame, run_name
+from .runs import IDENTITY_KEY, RUN_KEY, SWEEP_KEY, TRACKER_STATUS, results_frame
+from .tracker import TrackerCallback, run_name
 
 logger = logging.getLogger(__name__)
 _MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_CHARS = 100, 1000, 6000  # MLflow's limits per log_batch / value
