@@ -229,6 +229,11 @@ def test_an_experiment_that_does_not_exist_is_named(server):
         load_results(mlflow="nope", tracking_uri=server)
 
 
+def test_an_address_that_answers_but_not_as_mlflow_is_named(server):
+    with pytest.raises(ConnectionError, match="'tracking_uri' parameter of load_results.*not as MLflow does"):
+        load_results(mlflow="x", tracking_uri=server + "/not-mlflow")
+
+
 def test_an_unreachable_server_fails_within_seconds():
     dead = f"http://127.0.0.1:{_free_port()}"
     for attempt in (lambda: MLflowCallback("x", tracking_uri=dead),

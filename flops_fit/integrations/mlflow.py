@@ -184,7 +184,13 @@ def find_experiment(client: Any, experiment: Any, uri: str, func: str, parameter
     """The id of ``experiment`` (a name or an id); made when ``create``, else an error listing what exists."""
     if not isinstance(experiment, str) or not experiment.strip():
         raise param_error(parameter, func, "the name (or id) of an MLflow experiment", experiment)
-    found = client.get_experiment_by_name(experiment)
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except Exception as exc:  # something answered that is not an MLflow server (a proxy, another service)
+        raise ConnectionError(str(param_error(
+            "tracking_uri", func, "the address of an MLflow tracking server", uri,
+            f"Something answered there, but not as MLflow does ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}). Check "
+            "the address and port."))) from None
     if found is None and experiment.isdigit():
         try:
             found = client.get_experiment(experiment)
