@@ -49,10 +49,13 @@ class Job(Protocol):
 
 @dataclass
 class MockJob:
-    """Simulates each run from ``law``; noise depends on ``seed`` and the run_id only."""
+    """Simulates each run from ``law``; noise depends on ``seed`` and the run_id only. With ``pace`` (seconds)
+    each run takes that long, so a live view shows points arriving; a stop request ends the wait at once and
+    the run is abandoned (pending again), as a stopped training run is."""
 
     law: PlantedLaw
     seed: int
+    pace: float = 0.0
 
     def identity(self) -> dict[str, Any]:
         return {"mode": "mock", "seed": self.seed, "law": asdict(self.law)}
@@ -62,6 +65,11 @@ class MockJob:
 
     def __call__(self, row: Row, emit: Callback, should_stop: Callable[[], bool]) -> tuple[dict[str, Any],
                                                                                              pd.DataFrame]:
+        end = time.monotonic() + self.pace
+        while self.pace and (left := end - time.monotonic()) > 0:
+            if should_stop():
+                raise RunAbandoned(f"run {row['run_id']} stopped while paced")
+            time.sleep(min(left, 0.01))
         loss, curve = simulate_run(row["run_id"], row["params"], int(row["tokens"]), row["flops_per_token"],
                                    self.law, self.seed)
         return {"status": Status.COMPLETED.value, "loss": loss, "tokens_trained": int(row["tokens"]),

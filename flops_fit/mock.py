@@ -89,6 +89,20 @@ def check_law(law: object, func: str) -> PlantedLaw:
     return law
 
 
+def check_pace(pace: object, mode: str, func: str) -> float:
+    """Seconds each mock run takes (``pace``): None or 0 for none, else a non-negative number; refused with
+    ``mode="local"``, whose runs take the time they take."""
+    if pace is None:
+        return 0.0
+    if isinstance(pace, bool) or not isinstance(pace, (int, float, np.number)) or not 0 <= float(pace) < math.inf:
+        raise ValueError(f"The 'pace' parameter of {func} must be a non-negative number of seconds per mock run "
+                         f"(or None). Got {pace!r} instead.")
+    if pace and mode != "mock":
+        raise ValueError(f"The 'pace' parameter of {func} must be None or 0 with mode={mode!r}. Got {pace!r} "
+                         "instead. pace only slows simulated runs down so a person can watch them arrive.")
+    return float(pace)
+
+
 def run_rng(seed: int, run_id: str) -> np.random.Generator:
     """A generator that depends on the seed and the run's content only, not on the order runs execute in."""
     return np.random.default_rng([int(seed), zlib.crc32(run_id.encode())])

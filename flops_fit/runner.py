@@ -18,7 +18,7 @@ from .execution import SweepExecution
 from .handle import SweepHandle
 from .ids import unreadable
 from .jobs import Job, MockJob, TrainJob
-from .mock import PlantedLaw, check_law
+from .mock import PlantedLaw, check_law, check_pace
 from .planning.adaptive import REASONS, AdaptiveDesign, check_resumable
 from .planning.planner import plan_rows
 from .planning.rows import PlanRows
@@ -54,6 +54,7 @@ def run_sweep(
     executor: Any = None,
     background: bool = False,
     spec: PlanSpec | None = None,
+    pace: float | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame] | SweepHandle:
     """Run every planned run and return the results frame.
 
@@ -110,6 +111,10 @@ def run_sweep(
         thread instead, with a warning.
     spec : PlanSpec, optional
         How the plan was made; with ``store``, kept there beside the plan (``spec.json``).
+    pace : float, optional
+        Mock mode only: seconds each simulated run takes, so a live view shows points arriving (a demo; the
+        designer's mock mode uses 0.05). None or 0 (the default): as fast as possible. A non-zero pace with
+        ``mode="local"`` is refused (ValueError), not ignored.
 
     Returns
     -------
@@ -137,8 +142,8 @@ def run_sweep(
     _check_plan(plan, func)
     if plan["run_id"].dtype != object or not all(isinstance(v, str) for v in plan["run_id"]):
         plan = plan.assign(run_id=plan["run_id"].astype(str))  # ids are file names and JSON strings
-    law, seed = check_law(law, func), check_seed(seed, func)
-    job: Job = (MockJob(law, seed) if mode == "mock" else
+    law, seed, pace = check_law(law, func), check_seed(seed, func), check_pace(pace, mode, func)
+    job: Job = (MockJob(law, seed, pace) if mode == "mock" else
                 _train_job(plan, model_cls, dataset, loss_fn, train_config, eval_dataset, model_size_param,
                            model_kwargs))
     if executor is not None:
