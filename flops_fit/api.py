@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ._checks import check_budgets, check_choice, check_seed, param_error, warn
+from ._format import flops, html_table, human, ratio, text_table
 from .approaches.estimator import check_estimator
 from .mock import PlantedLaw, check_law
 from .planning.planner import plan_sweep
@@ -202,18 +203,31 @@ class SweepPlan:
 
     def describe(self) -> str:
         """One line: how many runs, over which budgets, and what they spend (for an adaptive sweep, at most)."""
-        head = f"{len(self.plan)} runs over {len(self.compute_budgets)} budgets, total {self.total_compute:.3g} FLOPs"
+        head = f"{len(self.plan)} runs over {len(self.compute_budgets)} budgets, total {flops(self.total_compute)} FLOPs"
         if not self.adaptive:
             return head
         spec = self.spec
         cap = spec.max_compute if spec.max_compute is not None else spec.points_per_budget * sum(self.compute_budgets)
         target = spec.target_compute if spec.target_compute is not None else 100 * max(self.compute_budgets)
         return (f"adaptive: a start design of {head}; batches of {spec.parallel} run(s) are added until N_opt at "
-                f"{target:.3g} FLOPs is known within +-{spec.target_precision:.0%} (95 %) or {cap:.3g} FLOPs "
+                f"{flops(target)} FLOPs is known within +-{spec.target_precision:.0%} (95 %) or {flops(cap)} FLOPs "
                 "are spent")
 
+    _LEGEND = {"budget": "compute budget C, in FLOPs", "runs": "runs planned at that budget",
+               "sizes": "the values of the size knob", "N": "parameters, smallest to largest",
+               "D/N": "training tokens per parameter, largest to smallest (D = C / FLOPs per token)"}
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        """The summary, formatted: one row per budget."""
+        rows = [[flops(r.Index), str(r.runs), r.sizes, f"{human(r.params_min)}–{human(r.params_max)}",
+                 f"{ratio(r.tokens_per_param_max)}–{ratio(r.tokens_per_param_min)}"]
+                for r in self.summary().itertuples()]
+        header = ["budget", "runs", "sizes" if self.model_size_param is None else f"sizes ({self.model_size_param})",
+                  "N", "D/N"]
+        return header, rows
+
     def __repr__(self) -> str:
-        return f"SweepPlan({self.describe()})\n{self.summary().to_string()}"
+        return f"SweepPlan({self.describe()})\n{text_table(*self._cells())}"
 
     def _repr_html_(self) -> str:
-        return f"<b>SweepPlan</b>: {self.describe()}" + self.summary().to_html()
+        return html_table(*self._cells(), caption=f"SweepPlan: {self.describe()}", legend=self._LEGEND)
