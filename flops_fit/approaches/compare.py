@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .._format import ReadableFrame, exponent, flops, human, interval as span
 from ..errors import CannotFitError, FitWarning
 from ..frames import drop_thin_budgets, prepare_results
 from ..schema import ESTIMATE_COLUMNS
@@ -26,6 +27,29 @@ from .laws import fit_power_laws, predict_from_laws
 Estimator = Callable[[pd.DataFrame, "pd.DataFrame | None", Sequence[float], int, int], pd.DataFrame]
 SUMMARY_COLUMNS = ["approach", "a", "a_low", "a_high", "params", "params_low", "params_high", "resamples",
                    "reason"]
+
+
+class Comparison(ReadableFrame):
+    """:func:`summarise`'s table (a DataFrame), shown with intervals and a legend of its columns."""
+
+    _title = "Approaches compared"
+    _legend = {
+        "a": "the fitted exponent of N_opt ∝ C^a, with its bootstrap percentile interval",
+        "N_opt": "the compute-optimal parameter count at the target, with its bootstrap percentile interval",
+        "resamples": "bootstrap resamples behind the intervals",
+        "reason": "why the approach could not run on this data (blank when it ran)",
+    }
+
+    def _caption(self) -> str:
+        target, level = self.attrs.get("target"), self.attrs.get("confidence")
+        at = f" at {flops(target)} FLOPs" if target is not None else ""
+        return f"{self._title}: a and N_opt{at}" + (f", {level:.0%} intervals" if level is not None else "")
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        rows = [[str(r.approach), span(r.a, r.a_low, r.a_high, exponent),
+                 span(r.params, r.params_low, r.params_high, human), str(r.resamples), str(r.reason)]
+                for r in self.itertuples(index=False)]
+        return ["approach", "a", "N_opt", "resamples", "reason"], rows
 
 
 @dataclass(frozen=True)
@@ -115,7 +139,13 @@ def estimate_all(results: pd.DataFrame, curves: pd.DataFrame | None, targets: Se
 
 def summarise(estimates: pd.DataFrame, reasons: dict[str, str], target: float,
               confidence: float = 0.95) -> pd.DataFrame:
-    """One row per approach: a and N_opt at ``target`` with percentile intervals, or the reason it could not run."""
+    """One row per approach: a and N_opt at ``target`` with percentile intervals, or the reason it could not run.
+
+    Columns ``approach, a, a_low, a_high, params, params_low, params_high, resamples, reason``: ``a`` is the
+    exponent of N_opt ∝ C^a, ``params`` N_opt at ``target``, ``*_low``/``*_high`` their percentile intervals at
+    ``confidence`` over the bootstrap ``resamples``, ``reason`` why an approach could not run (empty when it
+    ran). A DataFrame (a :class:`Comparison`) that a notebook shows formatted, with these columns explained.
+    """
     rows = []
     for approach in APPROACHES:
         if approach.name in reasons:
@@ -133,4 +163,6 @@ def summarise(estimates: pd.DataFrame, reasons: dict[str, str], target: float,
     table["resamples"] = table["resamples"].astype(int)
     for column in SUMMARY_COLUMNS[1:7]:
         table[column] = table[column].astype(float)
-    return table
+    shown = Comparison(table)
+    shown.attrs.update(target=float(target), confidence=float(confidence))
+    return shown

@@ -8,9 +8,19 @@ import numpy as np
 import pandas as pd
 
 from .._checks import warn
+from .._format import ReadableFrame
 from ..errors import FitWarning
 
 DIAGNOSTIC_COLUMNS = ["check", "subject", "detail"]
+
+
+class Diagnostics(ReadableFrame):
+    """:func:`diagnose`'s findings (a DataFrame); shown as "nothing to report" when there are none."""
+
+    _title = "Diagnostics"
+    _empty = "nothing to report (every check passed)"
+    _legend = {"check": "what the data cannot support", "subject": "the budget, target, exponents or "
+               "approaches concerned", "detail": "what was found, and what to do about it"}
 
 
 def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[float] = (),
@@ -29,6 +39,9 @@ def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[floa
     target more than ``max_extrapolation`` times the largest budget; with a VPNLS ``fit`` of runs that
     were repeated (the plan's ``repeats``), runs that scatter about the law more than the repeats scatter
     among themselves (an F-test below ``lack_of_fit_p``).
+
+    Returns a DataFrame (a :class:`Diagnostics`) with columns ``check, subject, detail``, one row per
+    finding; with no finding it is empty, and a notebook shows "nothing to report".
     """
     rows = []
     for row in optima.itertuples():
@@ -73,7 +86,7 @@ def diagnose(optima: pd.DataFrame, laws: pd.DataFrame, *, targets: Sequence[floa
                          f"the runs scatter about the law by {law['residual_sd']:.2%} (of the loss), but repeated runs "
                          f"differ by only {law['noise_sd']:.2%} (p = {law['lack_of_fit_p']:.2g}): the law's shape does "
                          "not fit these runs exactly; the intervals use the larger scatter"))
-    found = pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
+    found = Diagnostics(pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS))
     if emit:
         for row in found.itertuples():
             warn(f"{row.check}: {row.subject}: {row.detail}", FitWarning)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _deps
+from .._format import ReadableFrame, exponent, loss, number
 from .._checks import check_number, param_error
 from ..errors import CannotFitError
 from ..frames import prepare_results
@@ -30,6 +31,29 @@ APPROACH = "3: parametric fit"
 PARAMETRIC_COLUMNS = ["E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "n_points"]
 _ALPHAS = np.linspace(0.05, 1.2, 24)  # exponents seen in practice lie well inside this range
 _BETAS = np.linspace(0.05, 1.2, 24)
+
+
+class ParametricLaw(ReadableFrame):
+    """:func:`fit_parametric`'s one-row law (a DataFrame), shown formatted with its columns explained."""
+
+    _title = "Parametric law L = E + A/N^alpha + B/D^beta (Approach 3)"
+    _legend = {
+        "E": "the irreducible loss",
+        "A, alpha": "the parameter term A/N^alpha",
+        "B, beta": "the data term B/D^beta",
+        "a, b": "N_opt ∝ C^a, D_opt ∝ C^b along C = 6ND: a = beta/(alpha+beta), b = alpha/(alpha+beta)",
+        "G": "the frontier's coefficient: N_opt = G (C/6)^a and D_opt = (C/6)/N_opt",
+        "objective": "the minimised Huber loss of the log-loss residuals, summed over runs and divided by delta "
+                     "(lower fits closer; comparable only between fits of the same runs)",
+        "n_points": "runs fitted",
+    }
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        formats = {"E": loss, "A": number, "B": number, "alpha": exponent, "beta": exponent, "a": exponent,
+                   "b": exponent, "G": number, "objective": number, "n_points": number}
+        header = [str(c) for c in self.columns]
+        rows = [[formats.get(c, number)(v) for c, v in zip(header, row)] for row in self.itertuples(index=False)]
+        return header, rows
 
 
 @dataclass(frozen=True)
@@ -119,9 +143,12 @@ def fit_parametric(results: pd.DataFrame, *, delta: float = 1e-3, starts: int = 
     -------
     pandas.DataFrame
         One row: ``E, A, B, alpha, beta``, the implied exponents ``a = beta/(alpha+beta)``
-        (N_opt ∝ C^a) and ``b = alpha/(alpha+beta)``, ``G`` (N_opt = G (C/6)^a),
-        the minimised ``objective`` and ``n_points``. :func:`parametric_frontier`
-        turns it into N_opt, D_opt and loss per budget.
+        (N_opt ∝ C^a) and ``b = alpha/(alpha+beta)``, ``G`` (the frontier's coefficient under
+        C = 6ND: N_opt = G (C/6)^a, D_opt = (C/6)/N_opt), the minimised ``objective`` (the Huber loss
+        of the log-loss residuals summed over runs and divided by ``delta``: lower fits closer, comparable
+        only between fits of the same runs) and ``n_points`` (runs fitted). :func:`parametric_frontier`
+        turns it into N_opt, D_opt and loss per budget. A DataFrame (a :class:`ParametricLaw`) that a
+        notebook shows formatted, with these columns explained.
 
     Raises
     ------
@@ -147,7 +174,7 @@ def fit_parametric(results: pd.DataFrame, *, delta: float = 1e-3, starts: int = 
     best = min((_refine(theta, data, delta) for theta in _grid_starts(data, delta, starts)), key=lambda r: r.fun)
     a, b, e, alpha, beta = (float(v) for v in best.x)
     check_terms(np.exp(data.x), np.exp(data.y), data.loss, (math.exp(e), math.exp(a), math.exp(b), alpha, beta), func)
-    return pd.DataFrame([_as_row(best.x, float(best.fun), len(data.x))], columns=PARAMETRIC_COLUMNS)
+    return ParametricLaw(pd.DataFrame([_as_row(best.x, float(best.fun), len(data.x))], columns=PARAMETRIC_COLUMNS))
 
 
 def parametric_estimates(law: pd.DataFrame, budgets: Sequence[float], targets: Sequence[float],
