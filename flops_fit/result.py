@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import provenance
 from ._checks import check_budgets, check_compute, param_error, warn
-from ._format import human
+from . import _format as fmt
 from .approaches.compare import estimate_all, summarise
 from .approaches.diagnostics import diagnose
 from .approaches.estimates import interval as percentile_interval
@@ -201,7 +201,8 @@ class Result:
     @property
     def located_budgets(self) -> list[float]:
         """The budgets whose minimum was located inside their sampled sizes, ascending."""
-        return sorted(self.optima.loc[self.optima["usable"].astype(bool), "budget"]) if len(self.optima) else []
+        return sorted(float(b) for b in self.optima.loc[self.optima["usable"].astype(bool), "budget"]) \
+            if len(self.optima) else []
 
     def backtest(self, holdout: int = 1) -> pd.DataFrame:
         """Refit without the largest ``holdout`` budget(s) and compare what that fit predicts for them with what
@@ -269,41 +270,40 @@ class Result:
                         params_exponent=slope, emit=emit, fit=self.fit)
 
     def table(self, targets: Sequence[float] | None = None) -> pd.DataFrame:
-        """The numbers behind :meth:`chinchilla_table`, one row per budget then per target."""
+        """The numbers behind :meth:`chinchilla_table`, one row per budget then per target.
+
+        Columns ``compute, params, tokens, loss``, their 95 % bounds ``*_low``/``*_high`` (missing at the
+        swept budgets, whose optima were measured), ``source`` and ``tokens_per_param``. At a target the
+        bounds are :meth:`predict`'s: each from its own power law's covariance, D_opt's from the tokens law.
+        """
         targets = self.targets if targets is None else check_budgets(targets, "Result.table", "targets")
         if self.laws.empty:
             targets = []
-        nan = float("nan")
-        rows = [{"compute": r.budget, "params": r.params_opt, "tokens": r.tokens_opt, "loss": r.loss_opt,
-                 "params_low": nan, "params_high": nan, "loss_low": nan, "loss_high": nan,
+        bounds = {f"{q}_{end}": float("nan") for q in ("params", "tokens", "loss") for end in ("low", "high")}
+        rows = [{"compute": r.budget, "params": r.params_opt, "tokens": r.tokens_opt, "loss": r.loss_opt, **bounds,
                  "source": f"{self.estimator} fit" if r.usable else f"{self.estimator} fit ({r.flag})"}
                 for r in self.optima.itertuples()]
         for compute in targets:
             p = predict_from_laws(self.laws, compute)
-            rows.append({"compute": compute, "params": p["optimal_params"], "tokens": p["optimal_tokens"],
-                         "loss": p["expected_loss"], "params_low": p["optimal_params_low"],
-                         "params_high": p["optimal_params_high"], "loss_low": p["expected_loss_low"],
-                         "loss_high": p["expected_loss_high"], "source": f"{self.estimator} extrapolation"})
-        frame = pd.DataFrame(rows)
+            named = {"params": "optimal_params", "tokens": "optimal_tokens", "loss": "expected_loss"}
+            rows.append({"compute": compute, "source": f"{self.estimator} extrapolation",
+                         **{f"{q}{end}": p[f"{key}{end}"] for q, key in named.items() for end in ("", "_low", "_high")}})
+        frame = pd.DataFrame(rows, columns=["compute", "params", "tokens", "loss", *bounds, "source"])
         frame["tokens_per_param"] = frame["tokens"] / frame["params"]
         return frame
 
     def chinchilla_table(self, targets: Sequence[float] | None = None) -> str:
         """A markdown table: N_opt, D_opt, D/N and loss per swept budget and per extrapolation target.
 
-        Extrapolated rows carry the intervals of :meth:`predict` in brackets.
+        Extrapolated rows carry the intervals of :meth:`predict` in brackets (N_opt, D_opt and loss).
         """
         frame = self.table(targets)
-        shown = pd.DataFrame({
-            "Compute (FLOPs)": frame["compute"].map(lambda c: f"{c:.2e}"),
-            "N_opt": [human(p) if pd.isna(lo) else f"{human(p)} ({human(lo)}–{human(hi)})"
-                      for p, lo, hi in zip(frame["params"], frame["params_low"], frame["params_high"])],
-            "D_opt": frame["tokens"].map(human),
-            "D/N": frame["tokens_per_param"].map(lambda r: f"{r:.1f}"),
-            "Loss": [f"{v:.3f}" if pd.isna(lo) else f"{v:.3f} ({lo:.3f}–{hi:.3f})"
-                     for v, lo, hi in zip(frame["loss"], frame["loss_low"], frame["loss_high"])],
-            "Source": frame["source"],
-        })
+        def column(q: str, write: Any) -> list[str]:  # "v (low–high)" where there are bounds, else "v"
+            return [fmt.interval(v, lo, hi, write) for v, lo, hi in zip(frame[q], frame[f"{q}_low"], frame[f"{q}_high"])]
+
+        shown = pd.DataFrame({"Compute (FLOPs)": frame["compute"].map(fmt.flops), "N_opt": column("params", fmt.human),
+                              "D_opt": column("tokens", fmt.human), "D/N": frame["tokens_per_param"].map(fmt.ratio),
+                              "Loss": column("loss", fmt.loss), "Source": frame["source"]})
         return _markdown(shown)
 
     def plot(self, show: bool = False, html_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -352,7 +352,7 @@ class Result:
     def _headline(self) -> str:
         if self.laws.empty:
             return f"no power law fitted ({self.estimator})"
-        return f"N_opt ∝ C^{self.exponent('params'):.3f} ({self.estimator} fit)"
+        return f"N_opt ∝ C^{fmt.exponent(self.exponent('params'))} ({self.estimator} fit)"
 
     @property
     def incomplete(self) -> str:
