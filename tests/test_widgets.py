@@ -169,7 +169,11 @@ def test_stop_keeps_what_finished_and_the_kernel_stays_free():
     assert max(seen) > min(seen)  # points arrived while the test ran
     assert run_markers(monitor.isoflops) == finished
     assert "stopped: kept" in monitor.status.value and monitor.stop_button.disabled
-    assert monitor.table.value.count("pending") == len(plan) - finished
+    assert monitor.table.value.count("not run") == len(plan) - finished  # not "pending": the sweep is over
+    assert "pending" not in monitor.table.value
+    unrun = results.loc[results["status"] == "pending", "run_id"]
+    assert all(monitor.bars[rid].description == "not run" for rid in unrun)
+    assert all(monitor.bars[rid].description == "" for rid in results["run_id"] if rid not in set(unrun))
 
 
 def test_monitor_streams_steps_of_local_training():
@@ -357,3 +361,118 @@ def test_runs_not_yet_run_are_hollow_markers():
     hollow = [t for t in fig.data if t.marker.symbol == "circle-open"]
     assert [len(t.x) for t in hollow] == [0, 6]
     assert "proposed, not run yet (grid)" in hollow[1].hovertemplate.replace("%{customdata[1]}", "grid")
+
+
+def test_run_button_disables_and_says_starting_before_the_sweep_starts():
+    """Within 100 ms of the click the button is off and the monitor area says "starting…"; the sweep's first run
+    waits until its monitor is on screen, so a paced mock sweep is seen filling in."""
+    seen: list[tuple[float, str, bool]] = []
+    started: list[float] = []
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, n_budgets=3,
+                             callbacks=[lambda e: started.append(time.perf_counter()) if e["type"] == "sweep_start"
+                                        else None])
+    designer.monitor_box.observe(lambda change: seen.append(
+        (time.perf_counter(), " ".join(getattr(w, "value", "") for w in change["new"]), designer.run_button.disabled)),
+        names="children")
+    clicked = time.perf_counter()
+    designer.run_button.click()
+    assert designer.run_button.disabled and designer.monitor is not None
+    first_at, first, disabled = seen[0]
+    assert "starting…" in first and disabled and first_at - clicked < 0.1
+    assert seen[-1][1] == "" and designer.monitor_box.children == (designer.monitor.widget,)
+    results = designer.monitor.wait(60)
+    assert started and started[0] > seen[-1][0]  # the monitor was shown before the sweep began
+    assert results["status"].eq("completed").all()
+    deadline = time.monotonic() + 5
+    while designer.run_button.disabled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not designer.run_button.disabled
+
+
+def test_rerunning_closes_the_last_monitors_widgets():
+    from ipywidgets.widgets.widget import _instances  # the kernel's widget registry (ipywidgets 8)
+
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, n_budgets=3, pace=0)
+
+    def run() -> SweepMonitor:
+        designer.run_button.click()
+        monitor = designer.monitor
+        monitor.wait(60)
+        deadline = time.monotonic() + 5
+        while designer.run_button.disabled and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return monitor
+
+    first = run()
+    after_one = len(_instances)
+    old = [first.widget, first.overall, first.stop_button, first.isoflops.widget, first.laws.widget,
+           first.curves.widget, *first.bars.values(), first.overall.layout, first.overall.style]
+    for _ in range(10):
+        run()
+    assert abs(len(_instances) - after_one) <= 0.1 * after_one
+    alive = {id(w) for w in _instances.values()}
+    assert all(w.comm is None and id(w) not in alive for w in old)  # every widget of the first monitor: closed
+
+
+def test_an_old_monitor_says_it_is_outdated_when_the_plan_changes():
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, n_budgets=3, pace=0)
+    designer.run_button.click()
+    monitor = designer.monitor
+    monitor.wait(60)
+    assert designer.monitor_box.children == (monitor.widget,)
+    designer.points.value = 5
+    assert designer.monitor_box.children == (designer.outdated, monitor.widget)
+    assert "outdated: the plan changed since this sweep ran" in html.unescape(
+        designer.outdated.value.replace("<b>", "").replace("</b>", ""))
+    designer.points.value = 9  # back to the plan it ran
+    assert designer.monitor_box.children == (monitor.widget,)
+    designer.mode.value = "mock"
+    designer.budget_range.value = (1e9, 3e9)  # no plan at all: outdated too
+    assert designer.plan is None and designer.monitor_box.children[0] is designer.outdated
+
+
+def test_the_estimate_is_recalibrated_and_the_monitor_shows_time_left():
+    designer = SweepDesigner(GPT, "d_model", model_kwargs=GPT4, n_budgets=3, pace=0.1)
+    assert "estimated time <b>2.8 s</b> (simulated)" in designer.summary.value  # 27 runs of 0.1 s (+2 ms)
+    designer.run_button.click()
+    monitor, shown = designer.monitor, []
+    while not monitor.done:
+        shown.append(monitor.status.value)
+        time.sleep(0.05)
+    assert any(" s left" in text or "under a second left" in text for text in shown)  # once a run finished
+    assert not any("left" in text for text in shown if "running: 0 of" in text)  # none before
+    assert "as the last sweep's runs went" in designer.summary.value
+
+
+def test_eta_comes_from_the_finished_runs():
+    from flops_fit.widgets.monitor import eta, measured_rate
+
+    plan = plan_sweep(GPT, "d_model", [1e17, 1e18], model_kwargs=GPT4)
+    results = run_sweep(plan, mode="mock")
+    assert eta(results.assign(status="pending")) is None
+    part = results.assign(status=["completed"] * 3 + ["pending"] * (len(plan) - 3), wall_time=0.5)
+    assert measured_rate(part) == ("run", 0.5) and eta(part) == pytest.approx(0.5 * (len(plan) - 3))
+    real = part.assign(device="cpu", wall_time=1.0)  # trained: FLOP/s over the finished runs' wall time
+    rate = real["flops"][:3].sum() / 3.0
+    assert measured_rate(real) == ("flops", pytest.approx(rate))
+    assert eta(real) == pytest.approx(real["flops"][3:].sum() / rate)
+
+
+def test_pace_slows_mock_runs_and_is_checked():
+    plan = plan_sweep(GPT, "d_model", [1e17], model_kwargs=GPT4)  # 9 runs
+    started = time.perf_counter()
+    results = run_sweep(plan, mode="mock", pace=0.05)
+    assert time.perf_counter() - started >= 9 * 0.05 and results["status"].eq("completed").all()
+    assert run_sweep(plan, mode="mock", pace=None)["loss"].tolist() == results["loss"].tolist()
+    handle = run_sweep(plan, mode="mock", pace=10, background=True)  # Stop ends a paced run at once
+    time.sleep(0.1)
+    handle.stop()
+    assert handle.wait(5)["status"].eq("pending").all()
+    for bad in (-1, "fast", True, float("nan")):
+        with pytest.raises(ValueError, match="'pace' parameter of run_sweep must be a non-negative number"):
+            run_sweep(plan, mode="mock", pace=bad)
+    with pytest.raises(ValueError, match="'pace' parameter of run_sweep must be None or 0 with mode='local'"):
+        run_sweep(plan, mode="local", pace=0.1)
+    with pytest.raises(ValueError, match="'pace' parameter of SweepDesigner"):
+        SweepDesigner(GPT, "d_model", model_kwargs=GPT4, pace=-0.5)
+    assert SweepDesigner(GPT, "d_model", model_kwargs=GPT4).pace == 0.05

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
@@ -14,7 +15,7 @@ import pandas as pd
 from .._checks import check_choice, check_number, check_seed, param_error
 from ..api import training_facts
 from ..live import budget_grid, budget_options, duration, plan_summary, plan_table
-from ..mock import PlantedLaw, check_law
+from ..mock import PlantedLaw, check_law, check_pace
 from ..planning.planner import plan_sweep
 from ..runner import run_sweep
 from ..schema import MODES
@@ -22,14 +23,16 @@ from ..spec import PlanSpec
 from ..training.device import peak_flops, pick_device
 from ..worker import prestart
 from ._deps import widgets
-from .monitor import SweepMonitor
+from .monitor import SweepMonitor, measured_rate
 
 logger = logging.getLogger(__name__)
 
 # what run_options may hold: run_sweep's keywords, less those the designer sets itself
 _RUN_OPTIONS = set(inspect.signature(run_sweep).parameters) - {
     "plan", "model_cls", "dataset", "loss_fn", "mode", "law", "seed", "model_size_param", "model_kwargs",
-    "background", "return_curves", "spec"}
+    "background", "return_curves", "spec", "pace"}
+_OUTDATED = ("<div class='flops-fit-outdated' style='background:#fcf8e3; color:#8a6d3b; padding:4px 8px; "
+             "border-left:4px solid #f0ad4e'><b>outdated</b>: the plan changed since this sweep ran</div>")
 
 
 class SweepDesigner:
@@ -55,7 +58,11 @@ class SweepDesigner:
     mode : {"mock", "local"}, default "mock"
     flops_per_second : float, optional
         What training reaches here, for the time estimate of ``"local"`` runs; by
-        default 30 % of a matrix-multiply peak measured on this machine.
+        default 30 % of a matrix-multiply peak measured on this machine. After a sweep the estimate uses
+        what its finished runs measured instead.
+    pace : float, default 0.05
+        Seconds each simulated run takes in ``"mock"`` mode, so a person sees the points arrive (45 runs
+        take about 2-3 s); 0 or None: as fast as possible. Ignored in ``"local"`` mode (see ``run_sweep``).
     **options
         Any field of :class:`~flops_fit.PlanSpec` (``points_per_budget``, ``model_kwargs``,
         ``size_range=(low, high)`` to start with the knob limited...), replacing that field of
@@ -92,6 +99,7 @@ class SweepDesigner:
         law: PlantedLaw | None = None,
         seed: int = 0,
         extrapolate_to: Sequence[float] | None = None,
+        pace: float | None = 0.05,
         **options: Any,
     ) -> None:
         W = widgets("SweepDesigner")
@@ -109,6 +117,7 @@ class SweepDesigner:
                               "Pass dataset= and loss_fn= to train for real.")
         check_seed(seed, func)
         check_law(law, func)
+        self.pace = check_pace(pace, "mock", func)
         n_budgets = int(check_number(n_budgets, "n_budgets", func, integer=True, above=1))
         names = PlanSpec.option_names()
         self.spec = PlanSpec.from_options(spec, {k: v for k, v in options.items() if k in names}, func)
@@ -130,6 +139,8 @@ class SweepDesigner:
         self.run_options = run_options
         self._flops_per_second = flops_per_second
         self.monitor: SweepMonitor | None = None
+        self._measured: dict[str, tuple[str, float]] = {}  # mode -> what the last sweep's runs measured
+        self._ran: tuple[Any, ...] | None = None  # what the monitor's sweep ran: mode, spec and run_ids
         self.plan: pd.DataFrame | None = None
         self.error: str | None = None
 
@@ -178,6 +189,8 @@ class SweepDesigner:
         self.run_button = W.Button(description="Run sweep", icon="play", button_style="primary")
         self.run_button.on_click(self._clicked)
         self.monitor_box = W.VBox()
+        self.starting = W.HTML("<i>starting…</i>")  # shown from the click until the monitor is built
+        self.outdated = W.HTML(_OUTDATED)  # above the monitor while the plan differs from what it ran
         controls = W.VBox([self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
                            W.HBox([self.limit_sizes, self.size_limits]), self.mode, self.strategy,
                            self.target_precision, self.compute_cap])
@@ -243,14 +256,26 @@ class SweepDesigner:
         except (ValueError, TypeError) as exc:  # a budget no size can serve, a factory that rejects a knob...
             self.plan, self.error = None, str(exc)
         self._show_plan()
+        self._show_monitor()
+
+    def _plan_key(self) -> tuple[Any, ...] | None:
+        """What decides whether a sweep ran this plan: the mode, the spec and the runs."""
+        return None if self.plan is None else (self.mode.value, repr(self.current_spec()),
+                                               tuple(self.plan["run_id"]))
+
+    def _show_monitor(self) -> None:
+        """The monitor, under an "outdated" banner once the controls describe another plan than it ran."""
+        if self.monitor is not None and self.monitor_box.children != (self.starting,):
+            stale = self._plan_key() != self._ran
+            self.monitor_box.children = [self.outdated, self.monitor.widget] if stale else [self.monitor.widget]
 
     @property
     def running(self) -> bool:
         """Whether a sweep started here is still running (or drawing its last state)."""
         return self.monitor is not None and not self.monitor.done
 
-    def _show_plan(self) -> None:
-        running = self.running
+    def _show_plan(self, running: bool | None = None) -> None:
+        running = self.running if running is None else running
         self.run_button.disabled = self.plan is None or running
         if self.plan is None:
             self.summary.value = (f"<pre style='color:crimson; white-space:pre-wrap'>No plan: "
@@ -258,9 +283,13 @@ class SweepDesigner:
             self.table.value = ""
             return
         mode = self.mode.value
-        rate = self._throughput() if mode == "local" else None
+        measured = self._measured.get(mode)
+        rate = (measured[1] if measured else self._throughput()) if mode == "local" else None
         info = plan_summary(self.plan, mode, rate)
-        how = "simulated" if mode == "mock" else f"at {self._throughput():.3g} FLOP/s"
+        if mode == "mock":
+            info["seconds"] = len(self.plan) * (measured[1] if measured else info["seconds"] / len(self.plan) + self.pace)
+        how = "simulated" if mode == "mock" else f"at {rate:.3g} FLOP/s"
+        how += ", as the last sweep's runs went" if measured else ""
         adaptive = self.strategy.value == "adaptive"
         for control in (self.target_precision, self.compute_cap):
             control.disabled = not adaptive
@@ -293,19 +322,45 @@ class SweepDesigner:
             raise ValueError(f"SweepDesigner.run: there is no plan to run: {self.error}")
         if self.running:
             raise RuntimeError("SweepDesigner.run: a sweep is still running; stop it or wait for it first")
-        extra = {"law": self.law, "seed": self.seed} if self.mode.value == "mock" else {}
-        self.monitor = SweepMonitor.start(
-            self.plan, self.model_cls, self.dataset, self.loss_fn, mode=self.mode.value,
-            model_size_param=self.model_size_param, model_kwargs=self.spec.model_kwargs, spec=self.current_spec(),
-            extrapolate_to=self.extrapolate_to, **extra, **self.run_options)
-        self.monitor_box.children = [self.monitor.widget]
-        self.run_button.disabled = True
-        self.monitor.add_done_callback(self._finished)
-        return self.monitor
+        self.run_button.disabled = True  # first, with "starting…": the click shows before anything slow
+        self.monitor_box.children = [self.starting]
+        if self.monitor is not None:  # the last sweep's widgets: closed, or every re-run leaks them
+            self.monitor.close()
+            self.monitor = None
+        mode = self.mode.value
+        extra = {"law": self.law, "seed": self.seed, "pace": self.pace} if mode == "mock" else {}
+        shown = threading.Event()  # the sweep's first run waits until its monitor is on screen, to be seen
+
+        def gate(event: dict[str, Any]) -> None:
+            if event["type"] == "sweep_start":
+                shown.wait(60)
+
+        options = {**self.run_options, "callbacks": [gate, *self.run_options.get("callbacks", ())]}
+        try:
+            monitor = SweepMonitor.start(
+                self.plan, self.model_cls, self.dataset, self.loss_fn, mode=mode,
+                model_size_param=self.model_size_param, model_kwargs=self.spec.model_kwargs,
+                spec=self.current_spec(), extrapolate_to=self.extrapolate_to, **extra, **options)
+        except Exception:
+            self.monitor_box.children = []
+            self.run_button.disabled = self.plan is None
+            raise
+        finally:
+            shown.set()
+        self.monitor, self._ran = monitor, self._plan_key()
+        self.monitor_box.children = [monitor.widget]
+        monitor.add_done_callback(self._finished)
+        return monitor
 
     def _finished(self, monitor: SweepMonitor) -> None:
-        if monitor is self.monitor:  # not an older sweep's late callback
-            self.run_button.disabled = self.plan is None
+        if monitor is not self.monitor:  # an older sweep's late callback
+            return
+        rate = measured_rate(monitor.handle.results())
+        if rate is not None and self._ran is not None:  # the estimate from now on: what these runs measured
+            self._measured[self._ran[0]] = rate
+        if self.plan is not None:
+            self._show_plan(running=False)
+        self.run_button.disabled = self.plan is None
 
     def _clicked(self, _: Any) -> None:
         """The Run button: errors go where the user is looking, not to the log console."""

@@ -80,14 +80,14 @@ class SweepMonitor:
         self._finished_curves = pd.DataFrame(columns=["run_id", "tokens", "loss"])
         self._lock = threading.Lock()
         self._on_done: list[Callable[[SweepMonitor], None]] = []
-        self._over = False
-        self._stopped = False
+        self._over = self._stopped = False
 
         results = handle.results()
         self.targets = targets_for(results["budget"].unique(), extrapolate_to)
         self.snapshot: Snapshot = Snapshot(results=results)
         self._results = results  # as the latest refresh read them
-        self.status = W.HTML()
+        self.status = W.HTML("starting…")  # until the first redraw
+        self._eta: tuple[float, float] | None = None  # (seconds left, when estimated)
         self.overall = W.IntProgress(value=0, min=0, max=len(results), description="runs", bar_style="info")
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="warning",
                                     tooltip="End the sweep after the current run (or step); finished runs are kept")
@@ -168,6 +168,12 @@ class SweepMonitor:
                 return
         callback(self)
 
+    def close(self) -> None:
+        """Close every widget made here, layouts and styles too (the kernel keeps each till closed); stops a sweep."""
+        self.stop()
+        self.wait(10)
+        close_tree(self.widget)
+
     @property
     def done(self) -> bool:
         return self.handle.done and not self._thread.is_alive()
@@ -213,7 +219,7 @@ class SweepMonitor:
                 self._live.clear()
                 ended = set(results.loc[results["status"].isin(FINISHED), "run_id"])
                 self._steps = {rid: steps for rid, steps in self._steps.items() if rid in ended}
-            self._update_bars(results)
+            self._update_bars(results, final)
             self.overall.value = finished = counts["finished"]
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
@@ -226,6 +232,9 @@ class SweepMonitor:
                 self._curves_due = True
                 self.notes.value = "".join(f"<div style='color:#8a6d3b'>{escape(n)}</div>"
                                            for n in self.snapshot.notes)
+            if final and counts["pending"]:  # the sweep is over: they will not run (until run again)
+                self.table.value = html_table(runs_table(results).replace({"status": {"pending": "not run"}}))
+            self._eta = (eta(results), time.perf_counter())
             self._draw_curves(results, final)
             self._draw_backtest(final)
             self._update_status(counts, len(results), final)
@@ -234,7 +243,9 @@ class SweepMonitor:
 
     def _read(self, event: dict[str, Any]) -> None:
         run_id, kind = event.get("run_id"), event["type"]
-        if kind == "run_start":
+        if kind == "sweep_start":  # the clock starts with the sweep, not with the monitor's building
+            self._started = time.perf_counter()
+        elif kind == "run_start":
             self._steps[run_id] = (0, int(event["steps"]))
             self._live[run_id] = []
         elif kind == "step":
@@ -258,10 +269,11 @@ class SweepMonitor:
             self.runs_box.children = (*self.runs_box.children, *self._run_rows(new))
         self.overall.max = len(results)
 
-    def _update_bars(self, results: pd.DataFrame) -> None:
-        """Set each run's bar from its status and steps; only bars whose state changed are touched."""
+    def _update_bars(self, results: pd.DataFrame, final: bool = False) -> None:
+        """Set each run's bar from its status and steps, "not run" on those still pending when the sweep is over;
+        only bars whose state changed are touched."""
         for run_id, status in zip(results["run_id"], results["status"]):
-            shown = (status, self._steps.get(run_id))
+            shown = (status, self._steps.get(run_id), final and status == "pending")
             if self._bar_state.get(run_id) == shown:
                 continue
             self._bar_state[run_id] = shown
@@ -273,7 +285,7 @@ class SweepMonitor:
             elif run_id in self._steps:
                 bar.max, bar.value, bar.bar_style = max(steps, 1), step, "info"
             else:
-                bar.value, bar.bar_style = 0, ""
+                bar.value, bar.bar_style, bar.description = 0, "", "not run" if shown[2] else ""
 
     def _draw_curves(self, results: pd.DataFrame, final: bool = False) -> None:
         """The loss curves, when a run has finished or is logging: redrawn at most once a second (and at the end)."""
@@ -316,7 +328,11 @@ class SweepMonitor:
         elapsed = duration(time.perf_counter() - self._started)
         detail = ", ".join(f"{counts[s]} {s}" for s in FINISHED if counts[s])
         if not final:
-            self.status.value = f"running: {finished} of {runs} runs finished ({detail or 'none yet'}), {elapsed}"
+            left = 0.0 if self._eta is None or self._eta[0] is None else (
+                self._eta[0] + self._eta[1] - time.perf_counter())
+            left = ", under a second left" if 0 < left < 1 else f", about {duration(left)} left" if left >= 1 else ""
+            self.status.value = (f"running: {finished} of {runs} runs finished ({detail or 'none yet'}), "
+                                 f"{elapsed}{left}")
             return
         self.stop_button.disabled, self.stop_button.button_style = True, ""
         self.stop_button.description = "Stopped" if pending else "Done"
@@ -330,6 +346,42 @@ class SweepMonitor:
         else:
             text = f"done: {detail} in {elapsed}"
         self.status.value = text
+
+
+def measured_rate(results: pd.DataFrame) -> tuple[str, float] | None:
+    """How fast finished runs went: ``("run", seconds per run)`` if simulated (any budget takes as long), else
+    ``("flops", FLOP/s)`` over their wall time, building and evaluation included; None before one finished."""
+    done = results[results["status"].isin(FINISHED)]
+    wall = pd.to_numeric(done.get("wall_time", pd.Series(dtype=float)), errors="coerce")
+    if done.empty or not wall.sum() > 0:
+        return None
+    if done.get("device", pd.Series(dtype=object)).eq("mock").all():
+        return "run", float(wall.mean())
+    return "flops", float(pd.to_numeric(done["flops"], errors="coerce").sum() / wall.sum())
+
+
+def eta(results: pd.DataFrame) -> float | None:
+    """Seconds the runs not yet finished should take at the rate the finished ones went (None before one has)."""
+    rate = measured_rate(results)
+    if rate is None:
+        return None
+    left = results[~results["status"].isin(FINISHED)]
+    return rate[1] * len(left) if rate[0] == "run" else float(left["flops"].sum()) / rate[1]
+
+
+def close_tree(root: Any) -> None:
+    """Close ``root`` and every widget it holds: children, figures, layouts and styles."""
+    W = widgets("SweepMonitor")
+    stack, seen = [root], set()
+    while stack:
+        widget = stack.pop()
+        if id(widget) in seen:
+            continue
+        seen.add(id(widget))
+        for value in list(getattr(widget, "_trait_values", {}).values()):  # raw traits: a plotly layout is no widget
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            stack.extend(v for v in items if isinstance(v, W.Widget))
+        widget.close()
 
 
 def adaptive_html(event: dict[str, Any], why: dict[str, int]) -> str:
