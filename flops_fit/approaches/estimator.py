@@ -18,7 +18,7 @@ from .._checks import param_error, warn
 from ..errors import CannotFitError, FitWarning, TooFewBudgetsError
 from ..schema import LAW_COLUMNS, OPTIMA_COLUMNS
 from . import isoflop, isoflop_shape, vpnls
-from .laws import fit_power_laws
+from .laws import Optima, PowerLaws, fit_power_laws
 
 ESTIMATORS = {
     "vpnls": "each budget's curve in the loss law's shape (exponents by VPNLS), power laws across budgets",
@@ -51,7 +51,7 @@ def fit(frame: pd.DataFrame, estimator: str, func: str) -> Fitted:
     than 2 located minima for the parabola) the laws frame is empty, with a :class:`FitWarning`.
     """
     if frame.empty:
-        return Fitted(pd.DataFrame(columns=OPTIMA_COLUMNS), pd.DataFrame(columns=LAW_COLUMNS), estimator=estimator)
+        return Fitted(Optima(columns=OPTIMA_COLUMNS), PowerLaws(columns=LAW_COLUMNS), estimator=estimator)
     if estimator == "vpnls":
         try:
             law = vpnls.fit_vpnls(frame)
@@ -59,7 +59,7 @@ def fit(frame: pd.DataFrame, estimator: str, func: str) -> Fitted:
             _no_law(func, exc)
             warn(f"{func}: with one budget the law's shape cannot be fitted, so its minimum is the parabola's "
                  "(estimator 'parabola') until a second budget has runs.", FitWarning)
-            return Fitted(isoflop.fit_isoflops(frame), pd.DataFrame(columns=LAW_COLUMNS), estimator="parabola")
+            return Fitted(isoflop.fit_isoflops(frame), PowerLaws(columns=LAW_COLUMNS), estimator="parabola")
         except CannotFitError as exc:  # the runs cannot determine the law; each budget's parabola may still stand
             warn(f"{func}: the law's shape cannot be fitted to these runs, so each budget's minimum is the "
                  f"parabola's (estimator 'parabola'). {exc}", FitWarning)
@@ -75,14 +75,14 @@ def fit(frame: pd.DataFrame, estimator: str, func: str) -> Fitted:
             laws = isoflop_shape.vpnls_laws(optima)
         except TooFewBudgetsError as exc:
             _no_law(func, exc)
-            laws = pd.DataFrame(columns=LAW_COLUMNS)
+            laws = PowerLaws(columns=LAW_COLUMNS)
         return Fitted(optima, laws, law, estimator)
     optima = isoflop.fit_isoflops(frame)
     try:
         laws = fit_power_laws(optima)
     except TooFewBudgetsError as exc:
         _no_law(func, exc)
-        laws = pd.DataFrame(columns=LAW_COLUMNS)
+        laws = PowerLaws(columns=LAW_COLUMNS)
     return Fitted(optima, laws, estimator=estimator)
 
 

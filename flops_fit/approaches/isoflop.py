@@ -18,6 +18,7 @@ from ..errors import CannotFitError, FitWarning
 from ..frames import prepare_results, require_sizes
 from ..schema import OPTIMA_COLUMNS
 from .estimates import estimate_rows
+from .laws import Optima
 from .vpnls import FLAT, curve_problem
 
 def centred_parabola(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
@@ -108,7 +109,7 @@ def fit_isoflops(results: pd.DataFrame, *, min_points: int = 3) -> pd.DataFrame:
         x, y, log_t = (np.log(group["params"].to_numpy(float)), group["loss"].to_numpy(float),
                        np.log(group["tokens"].to_numpy(float)))
         rows.append({"budget": float(budget), **budget_optimum(x, y, log_t)})
-    optima = pd.DataFrame(rows, columns=OPTIMA_COLUMNS)
+    optima = Optima(pd.DataFrame(rows, columns=OPTIMA_COLUMNS))
     for row in optima.itertuples():
         if row.flag:
             detail = (f"N_opt={row.params_opt:.3g} vs sampled {row.params_min:.3g}..{row.params_max:.3g}"

@@ -33,7 +33,7 @@ from ..frames import prepare_results
 from ..schema import LAW_COLUMNS, OPTIMA_COLUMNS
 from .estimates import estimate_rows
 from .frontier import FlopsCurve, optimal_log_params
-from .laws import fit_power_laws, t_quantile
+from .laws import Optima, PowerLaws, fit_power_laws, t_quantile
 from .vpnls import APPROACH, check_budgets_for_fit, curve_problem, fit_with_arrays
 
 SHAPED_OPTIMA_COLUMNS = [*OPTIMA_COLUMNS, "log_params_se", "se_dof"]
@@ -147,7 +147,7 @@ def vpnls_optima(fit: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
                      "inside": inside, "usable": inside, "flag": flag,
                      "log_params_se": math.sqrt(var * c["spread"]) if c["has_minimum"] else float("nan"),
                      "se_dof": dof})
-    return pd.DataFrame(rows, columns=SHAPED_OPTIMA_COLUMNS)
+    return Optima(pd.DataFrame(rows, columns=SHAPED_OPTIMA_COLUMNS))
 
 
 def _law_across(log_c: np.ndarray, y: np.ndarray, se: np.ndarray, se_dof: int,
@@ -207,14 +207,14 @@ def vpnls_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFram
     log_c = np.log(usable["budget"].to_numpy(float))
     se, se_dof = usable["log_params_se"].to_numpy(float), int(usable["se_dof"].iloc[0])
     if not (np.isfinite(se).all() and se_dof > 0):  # too few runs to know each optimum's error: unweighted
-        laws = laws.reset_index()[LAW_COLUMNS]
+        laws = PowerLaws(laws.reset_index()[LAW_COLUMNS])
         _warn_without_interval(func, laws)
         return laws
     for quantity, column in (("params", "params_opt"), ("tokens", "tokens_opt")):
         found = _law_across(log_c, np.log(usable[column].to_numpy(float)), se, se_dof, confidence)
         for key, value in found.items():
             laws.at[quantity, key] = value
-    laws = laws.reset_index()[LAW_COLUMNS]
+    laws = PowerLaws(laws.reset_index()[LAW_COLUMNS])
     _warn_without_interval(func, laws)
     return laws
 

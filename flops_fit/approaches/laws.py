@@ -14,8 +14,47 @@ import pandas as pd
 
 from .. import _deps
 from .._checks import param_error, warn
+from .._format import DASH, ReadableFrame, exponent, flops, human, interval, loss, number
 from ..errors import FitWarning, TooFewBudgetsError
 from ..schema import LAW_COLUMNS, LAW_QUANTITIES
+
+_LAW_NAMES = {"params": "N_opt = k C^a", "tokens": "D_opt = k C^b", "loss": "L_opt = E + k C^c"}
+
+
+class PowerLaws(ReadableFrame):
+    """Power laws across budgets (a DataFrame of :data:`~flops_fit.schema.LAW_COLUMNS`), shown formatted."""
+
+    _title = "Power laws across budgets"
+    _empty = "none fitted (fewer than 2 budgets had a located minimum)"
+    _legend = {"law": "the quantity's power law in the compute C (FLOPs)",
+               "exponent": "a, b or c, with its interval at the law's confidence (none from 2 budgets)",
+               "k": "the coefficient", "E": "the loss floor (0 for N_opt and D_opt)",
+               "r2": "fraction of the variance across budgets the law explains", "budgets": "budgets fitted and "
+               "their range"}
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        rows = [[_LAW_NAMES.get(r.quantity, str(r.quantity)), interval(r.exponent, r.exponent_lo, r.exponent_hi,
+                                                                       exponent),
+                 number(r.coefficient), loss(r.floor) if r.floor > 0 else "0", f"{r.r2:.4f}",
+                 f"{r.n_budgets} ({flops(r.budget_min)}{DASH}{flops(r.budget_max)})"]
+                for r in self.itertuples(index=False)]
+        return ["law", "exponent", "k", "E", "r2", "budgets"], rows
+
+
+class Optima(ReadableFrame):
+    """The optimum at each budget (a DataFrame of :data:`~flops_fit.schema.OPTIMA_COLUMNS`), shown formatted."""
+
+    _title = "Optimum at each budget"
+    _legend = {"budget": "compute budget C, in FLOPs", "N_opt, D_opt, loss": "the optimum's parameters, tokens and "
+               "loss", "sizes": "runs used, and the parameter range they span",
+               "usable": "whether the minimum lies inside the sampled sizes (only those enter the power laws)",
+               "flag": "why a budget is not usable"}
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        rows = [[flops(r.budget), human(r.params_opt), human(r.tokens_opt), loss(r.loss_opt),
+                 f"{r.n_points} ({human(r.params_min)}{DASH}{human(r.params_max)})", "yes" if r.usable else "no",
+                 number(r.flag)] for r in self.itertuples(index=False)]
+        return ["budget", "N_opt", "D_opt", "loss", "sizes", "usable", "flag"], rows
 
 
 def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -78,7 +117,7 @@ def fit_power_laws(optima: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
         rows.append({"quantity": quantity, **_fit_law(log_c, values[:, i], confidence, floor=quantity == "loss"),
                      "budget_min": float(values[:, 0].min()), "budget_max": float(values[:, 0].max()),
                      "confidence": confidence})
-    laws = pd.DataFrame(rows, columns=LAW_COLUMNS)
+    laws = PowerLaws(pd.DataFrame(rows, columns=LAW_COLUMNS))
     if len(data) == 2:
         warn(f"{func}: only 2 budgets; the power laws pass exactly through them and carry no interval.",
                       FitWarning)
