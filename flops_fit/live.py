@@ -7,6 +7,7 @@ return, so everything here is tested without a notebook or a browser.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ from ._format import budget_label, human
 from .result import Result, default_targets
 from .schema import FINISHED, LAW_COLUMNS, OPTIMA_COLUMNS, Status
 from .spec import PlanSpec
-from .visualizer import (isoflops_title, isoflops_traces, loss_curve_traces, plot_isoflops, plot_loss_curves,
-                         plot_scaling_laws, scaling_laws_titles, scaling_laws_traces)
+from .visualizer import (isoflops_title, isoflops_traces, loss_clip, loss_curve_traces, plot_isoflops, plot_loss_curves,
+                         plot_scaling_laws, scaling_laws_titles, scaling_laws_traces, unlocated_data)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -136,7 +137,8 @@ class Snapshot:
 
     results: pd.DataFrame
     result: Result | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # in plain words (:func:`plain_notes`)
+    messages: list[str] = field(default_factory=list)  # what the fit raised or warned, word for word
 
     @property
     def counts(self) -> dict[str, int]:
@@ -167,9 +169,51 @@ def snapshot(results: pd.DataFrame, curves: pd.DataFrame | None = None,
         try:
             snap.result = Result.from_results(results, curves=curves, extrapolate_to=extrapolate_to, spec=spec)
         except ValueError as exc:
-            snap.notes.append(str(exc))
-    snap.notes += [str(w.message) for w in caught]
+            snap.messages.append(str(exc))
+    snap.messages += [str(w.message) for w in caught]
+    snap.notes = plain_notes(snap)
     return snap
+
+
+_NOTES = [  # (what a fit's message says, the note in plain words; None: said by the budgets' own notes)
+    (r"budget\(s\) (?P<budgets>.+?) with fewer than (?P<n>\d+) usable sizes",
+     "Budget {budgets}: its curve is fitted once {n} sizes have finished."),
+    (r"no power law could be fitted|at least 2 budgets|2 or more compute budgets",
+     "Power laws need a located minimum at 2 budgets or more; {located} so far."),
+    (r"with one budget the law's shape", "One budget so far: its minimum is read from a parabola until a second "
+                                         "budget has runs."),
+    (r"the (?P<law>\w+) law\(s\) have no degrees of freedom|(?P<laws>power laws) pass exactly",
+     "The {law} law has no interval yet: too few budgets or runs."),
+    (r"whose minimum could not be located|^budget \S+: ", None),
+    (r"arg is an empty sequence|index \d+ is out of bounds|division by zero", "Not enough finished runs to fit yet."),
+]
+
+
+def plain_notes(snap: Snapshot) -> list[str]:
+    """The snapshot's fit messages in plain words, without the API's wording ("The 'optima' parameter of ...
+    Got '1 usable'"), then a note per budget whose minimum is not located, saying where it lies and what to do.
+    A message not recognised is kept, without the name of the function that said it."""
+    located = 0 if snap.result is None else len(snap.result.located_budgets)
+    notes = []
+    for message in snap.messages:
+        for pattern, plain in _NOTES:
+            found = re.search(pattern, message)
+            if found:
+                if plain is not None:
+                    words = {k: v for k, v in found.groupdict().items() if v is not None}
+                    words.setdefault("law", "power")
+                    if "budgets" in words:
+                        words["budgets"] = ", ".join(budget_label(float(b)) for b in words["budgets"].split(", "))
+                    notes.append(plain.format(located=located, **words))
+                break
+        else:
+            notes.append(re.sub(r"^[\w.]+: ", "", message))
+    if snap.result is not None:
+        status = snap.results["status"].to_numpy(dtype=object)
+        waiting = snap.results.loc[np.isin(status, [Status.PENDING.value, Status.RUNNING.value]), ["budget", "params"]]
+        edges = unlocated_data(snap.result.optima, completed_runs(snap.results), waiting)
+        notes += [f"Budget {budget_label(b)}: {hint}." for b, hint in zip(edges["budget"], edges["hint"])]
+    return list(dict.fromkeys(notes))
 
 
 def readable_backtest(backtest: pd.DataFrame) -> pd.DataFrame:
@@ -243,11 +287,13 @@ def _isoflops_title(snap: Snapshot) -> str:
 def isoflops_figure(snap: Snapshot) -> go.Figure:
     """The IsoFLOP figure of what completed so far, with traces for every planned budget from the start
     (so a redraw only changes data)."""
-    return plot_isoflops(snap.results, **_isoflops_inputs(snap)).update_layout(title=_isoflops_title(snap))
+    return plot_isoflops(snap.results, params_range=snap.results["params"], **_isoflops_inputs(snap)).update_layout(
+        title=_isoflops_title(snap))
 
 
 def isoflops_update(snap: Snapshot) -> FigureUpdate:
-    """:func:`isoflops_figure` as plain data, for a live figure to redraw from."""
+    """:func:`isoflops_figure` as plain data, for a live figure to redraw from (its x range is the plan's, fixed
+    when the figure is drawn: a redraw does not move it)."""
     traces = isoflops_traces(completed_runs(snap.results), prepared=True, **_isoflops_inputs(snap))
     return FigureUpdate(traces, {"title.text": _isoflops_title(snap)})
 
@@ -312,5 +358,8 @@ def curves_figure(curves: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
 
 
 def curves_update(curves: pd.DataFrame, results: pd.DataFrame) -> FigureUpdate:
-    """:func:`curves_figure` as plain data, for a live figure to redraw from."""
-    return FigureUpdate(loss_curve_traces(curves, results), {})
+    """:func:`curves_figure` as plain data, for a live figure to redraw from: the traces and the top of the loss
+    axis (:func:`~flops_fit.visualizer.loss_clip`, in loss units whether the axis is linear or log)."""
+    top = loss_clip(curves)
+    return FigureUpdate(loss_curve_traces(curves, results), {} if top is None else {
+        "yaxis.autorangeoptions.clipmax": top})

@@ -10,21 +10,26 @@ figure is built.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import _deps
-from ._checks import param_error
-from ._format import budget_label, human
-from .approaches.laws import t_quantile
-from .errors import FitWarning
-from .frames import prepare_results
+from .. import _deps
+from .._checks import param_error
+from .._format import budget_label, human
+from ..approaches.laws import t_quantile
+from ..errors import FitWarning
+from ..frames import prepare_results
+from ._common import _budget_colours, _by_budget, _floats, _hover, _human
+from .curves import loss_axis_buttons, loss_clip, loss_curve_colours, loss_curve_traces, plot_loss_curves
+
+__all__ = ["isoflops_range", "isoflops_title", "isoflops_traces", "law_line_data", "law_values", "loss_axis_buttons",
+           "loss_clip", "loss_curve_colours", "loss_curve_traces", "parabola_data", "plot_backtest", "plot_isoflops",
+           "plot_loss_curves", "plot_scaling_laws", "scaling_laws_titles", "scaling_laws_traces", "unlocated_data"]
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -80,43 +85,55 @@ def law_line_data(laws: pd.DataFrame, budgets: Sequence[float], targets: Sequenc
     return law_values(laws, np.geomspace(lo, hi, points))
 
 
-@functools.lru_cache(maxsize=64)
-def _viridis(count: int) -> tuple[str, ...]:
-    """``count`` colours from Viridis, evenly spaced from dark to 0.8 (past 0.8 is too pale on white)."""
-    spots = np.linspace(0.0, 0.8, count) if count > 1 else [0.0]
-    return tuple(_deps.plotly_colors().sample_colorscale("Viridis", list(spots)))
+def unlocated_data(optima: pd.DataFrame, runs: pd.DataFrame | None = None,
+                   waiting: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Budgets whose minimum is not located inside their sampled sizes (``inside`` False): ``budget, params, loss,
+    side, hint``. ``side`` is where the minimum lies (``left``/``right`` of the sizes run, ``""`` where the loss does
+    not curve at all), ``params, loss`` the edge run it lies beyond (from ``runs``, else the lowest loss), ``hint``
+    what to do, in plain words; sizes of ``waiting`` (planned, not run yet) beyond the edge are still to come."""
+    columns = ["budget", "params", "loss", "side", "hint"]
+    if not len(optima):
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for row in optima.loc[~optima["inside"].astype(bool)].itertuples():
+        side = ("left" if row.params_opt <= row.params_min * (1 + 1e-6) else
+                "right" if row.params_opt >= row.params_max * (1 - 1e-6) else "")
+        x = {"left": row.params_min, "right": row.params_max}.get(side, row.params_opt)
+        y = row.loss_opt if not row.has_minimum else float("nan")
+        if runs is not None and len(runs):
+            mine = runs.loc[runs["budget"].to_numpy(dtype=float) == row.budget]
+            if len(mine):
+                gap = np.abs(np.log(mine["params"].to_numpy(dtype=float) / x))
+                y = float(mine["loss"].to_numpy(dtype=float)[np.argmin(gap)])
+        later = (np.empty(0) if waiting is None or not len(waiting) else
+                 waiting.loc[waiting["budget"].to_numpy(dtype=float) == row.budget, "params"].to_numpy(dtype=float))
+        if not side:
+            hint = "no minimum yet: loss does not curve upwards over these sizes"
+        elif (later < x).any() if side == "left" else (later > x).any():
+            hint = f"minimum lies {side} of the sizes run so far: {'smaller' if side == 'left' else 'larger'} " \
+                   "sizes are still to run"
+        else:
+            edge = "smallest" if side == "left" else "largest"
+            hint = f"minimum lies {side} of the {edge} size: extend sizes {side}"
+        rows.append({"budget": row.budget, "params": x, "loss": y, "side": side, "hint": hint})
+    return pd.DataFrame(rows, columns=columns)
 
 
-def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
-    ordered = sorted(budgets)
-    return dict(zip(ordered, _viridis(len(ordered))))
-
-
-def _floats(values: Any) -> np.ndarray:
-    return np.asarray(values, dtype=float)
-
-
-def _by_budget(frame: pd.DataFrame, *columns: str) -> Callable[[float], dict[str, np.ndarray]]:
-    """A function of a budget that gives ``frame``'s ``columns`` (as arrays) on that budget's rows."""
-    budgets = frame["budget"].to_numpy(dtype=float)
-    arrays = {c: frame[c].to_numpy() for c in columns}
-    return lambda budget: {c: a[budgets == budget] for c, a in arrays.items()}
-
-
-def _hover(*columns: Sequence[str]) -> np.ndarray:
-    """Hover texts as ``customdata``: a row per point, a column per text (``%{customdata[i]}``)."""
-    return np.stack([np.asarray(c, dtype=object) for c in columns], axis=-1)
-
-
-def _human(values: Sequence[float]) -> list[str]:
-    return [human(v) for v in values]
+def isoflops_range(params: Sequence[float], pad: float = 0.08) -> list[float]:
+    """The IsoFLOP figure's x range (log10 N) for planned ``params``: all of them, padded by ``pad`` of the span
+    (at least 0.05 decades) on each side. From a plan it is known before any run, so nothing rescales."""
+    logs = np.log10(_floats(params))
+    lo, hi = float(logs.min()), float(logs.max())
+    margin = max(pad * (hi - lo), 0.05)
+    return [lo - margin, hi + margin]
 
 
 def isoflops_traces(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                     fitted: pd.DataFrame | None = None, proposed: pd.DataFrame | None = None,
                     prepared: bool = False) -> list[dict[str, Any]]:
     """The traces of :func:`plot_isoflops`, as plain dicts: per budget its runs, its fitted curve, its minimum
-    (a star) and, with ``proposed``, the runs not yet run (hollow markers). ``prepared=True`` says ``results``
+    (a star, only where located inside its sizes), a hollow edge marker with a hint where the minimum is not
+    located (:func:`unlocated_data`) and, with ``proposed``, the runs not yet run (hollow markers). ``prepared=True`` says ``results``
     holds only usable runs with a budget already (as :func:`~flops_fit.frames.prepare_results` leaves them)."""
     if prepared:
         runs = results
@@ -128,7 +145,9 @@ def isoflops_traces(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seq
                     *([] if proposed is None else proposed["budget"].unique())})
     colours = _budget_colours(shown)
     curves = parabola_data(optima) if fitted is None else fitted
-    minima = optima.loc[optima["has_minimum"].astype(bool)] if len(optima) else optima
+    located = optima["has_minimum"].astype(bool) & optima["inside"].astype(bool) if len(optima) else None
+    minima = optima.loc[located] if len(optima) else optima  # a vertex outside the sizes is no minimum: no star
+    edges_of = _by_budget(unlocated_data(optima, runs, proposed), "params", "loss", "side", "hint")
     runs_of, curve_of = _by_budget(runs, "params", "tokens", "loss"), _by_budget(curves, "params", "loss")
     best_of = _by_budget(minima, "params_opt", "tokens_opt", "loss_opt")
     waiting_of = None if proposed is None else _by_budget(proposed, "params", "loss", "reason")
@@ -155,6 +174,18 @@ def isoflops_traces(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seq
                 "customdata": _hover(_human(best["params_opt"]), _human(best["tokens_opt"])),
                 "hovertemplate": ("fitted minimum<br>N_opt=%{customdata[0]}<br>D_opt=%{customdata[1]}"
                                   "<br>loss=%{y:.4f}<extra>" + name + "</extra>")})
+        edge = edges_of(budget)
+        if len(edge["params"]) or budgets is not None:  # minimum not located: a hollow marker at the edge, a hint
+            sides = [str(s) for s in edge["side"]]
+            traces.append({
+                "type": "scatter", "x": _floats(edge["params"]), "y": _floats(edge["loss"]), "mode": "markers+text",
+                "legendgroup": name, "showlegend": False, "textposition": "top center",
+                "text": [{"left": "◀ min further left", "right": "min further right ▶"}.get(s, "no minimum yet")
+                         for s in sides], "textfont": {"color": colour, "size": 11},
+                "marker": {"symbol": [{"left": "triangle-left-open", "right": "triangle-right-open"}.get(
+                    s, "circle-open-dot") for s in sides], "size": 14, "color": colour, "line": {"width": 2}},
+                "customdata": [str(h) for h in edge["hint"]],
+                "hovertemplate": "minimum not located<br>%{customdata}<extra>" + name + "</extra>"})
         if waiting_of is not None:
             waiting = waiting_of(budget)
             trace = {"type": "scatter", "x": _floats(waiting["params"]), "y": _floats(waiting["loss"]),
@@ -170,26 +201,30 @@ def isoflops_traces(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seq
 
 def isoflops_title(estimator: str = "parabola") -> str:
     """The IsoFLOP figure's title, naming the ``estimator``."""
-    return f"IsoFLOP curves ({estimator} fit); stars mark each budget's fitted minimum"
+    return f"IsoFLOP curves ({estimator} fit); stars mark each budget's located minimum"
 
 
 def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None,
                   fitted: pd.DataFrame | None = None, estimator: str = "parabola",
-                  proposed: pd.DataFrame | None = None) -> go.Figure:
+                  proposed: pd.DataFrame | None = None,
+                  params_range: Sequence[float] | None = None) -> go.Figure:
     """IsoFLOP curves: loss against N per budget, the fitted curves, and each budget's minimum.
 
     The curves are ``fitted`` (``budget, params, loss``, as :meth:`flops_fit.Result.isoflop_curves`
     gives them) or, without it, the parabolas the optima describe; the title names the ``estimator``.
-    With ``budgets`` (say, every budget of a plan) each gets its three traces even before it
+    With ``budgets`` (say, every budget of a plan) each gets its four traces even before it
     has data, so a figure redrawn as runs land keeps the same traces and only their data changes.
     ``proposed`` (``budget, params, loss, reason``: runs planned but not yet run, at the loss their
-    budget's curve expects) are drawn as hollow markers, a fourth trace per budget.
+    budget's curve expects) are drawn as hollow markers, a fifth trace per budget. ``params_range``
+    (say, a plan's params) fixes the x range to cover them (:func:`isoflops_range`) instead of autoscaling.
     """
     go, _ = _deps.plotly()
     fig = go.Figure(isoflops_traces(results, optima, budgets=budgets, fitted=fitted, proposed=proposed))
     fig.update_layout(title=isoflops_title(estimator), xaxis_title="parameters N", yaxis_title="final loss",
                       template="plotly_white", legend_title="budget")
     fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, minor={"showgrid": True})
+    if params_range is not None and len(params_range):
+        fig.update_xaxes(range=isoflops_range(params_range), autorange=False)
     return fig
 
 
@@ -215,14 +250,23 @@ def scaling_laws_traces(optima: pd.DataFrame, laws: pd.DataFrame,
     for col, (column, key, label, _) in enumerate(_LAW_PANELS, start=1):
         axes = {"xaxis": f"x{col if col > 1 else ''}", "yaxis": f"y{col if col > 1 else ''}"}
         first = col == 1
-        traces.append({"type": "scatter", "x": np.concatenate([compute, compute[::-1]]),
-                       "y": np.concatenate([_floats(line[f"{key}_high"]), _floats(line[f"{key}_low"])[::-1]]),
+        band = _floats(line[f"{key}_low"])
+        bare = len(compute) > 0 and not np.isfinite(band).any()  # fitted without an interval (2 budgets, no dof)
+        few = _n_budgets(laws, column)
+        weak = bare or 0 < few <= 2  # through 2 budgets' optima: an extrapolation to read with care
+        fit_name = "power-law fit" + (f" ({few} budgets{', no interval' if bare else ''})" if 0 < few <= 2 else
+                                      " (no interval)" if bare else "")
+        traces.append({"type": "scatter", "x": np.concatenate([compute, compute[::-1]]) if not bare else np.empty(0),
+                       "y": (np.concatenate([_floats(line[f"{key}_high"]), band[::-1]]) if not bare else
+                             np.empty(0)),
                        "fill": "toself", "fillcolor": "rgba(31,119,180,0.3)", "line": {"width": 0},
                        "hoverinfo": "skip", "name": "95% interval", "showlegend": first, "legendgroup": "band",
                        **axes})
         traces.append({"type": "scatter", "x": compute, "y": _floats(line[key]), "mode": "lines",
-                       "name": "power-law fit", "line": {"color": "#1f77b4"}, "showlegend": first,
-                       "legendgroup": "fit", "hoverinfo": "skip", **axes})
+                       "name": fit_name, "line": {"color": "#1f77b4", "dash": "dash" if weak else "solid"},
+                       "showlegend": first, "legendgroup": "fit",
+                       "hovertemplate": "C=%{x:.2e}<br>" + label + "=%{y:.3s}<extra>" + fit_name + "</extra>",
+                       **axes})
         traces.append({"type": "scatter", "x": _floats(usable["budget"]), "y": _floats(usable[column]),
                        "mode": "markers", "name": "IsoFLOP optima", "marker": {"color": "black", "size": 8},
                        "showlegend": first, "legendgroup": "optima", "customdata": _human(usable[column]),
@@ -236,9 +280,16 @@ def scaling_laws_traces(optima: pd.DataFrame, laws: pd.DataFrame,
                 "error_y": {"type": "data", "symmetric": False, "array": high - value, "arrayminus": value - low,
                             "thickness": 2, "width": 8},
                 "showlegend": first, "legendgroup": "targets",
-                "customdata": [f"{human(v)} ({human(lo)}–{human(hi)})" for v, lo, hi in zip(value, low, high)],
+                "customdata": [f"{human(v)} ({human(lo)}–{human(hi)})" if np.isfinite(lo) and np.isfinite(hi) else
+                               f"{human(v)} (no interval)" for v, lo, hi in zip(value, low, high)],
                 "hovertemplate": "C=%{x:.2e}<br>" + label + "=%{customdata}<extra>extrapolation</extra>", **axes})
     return traces
+
+
+def _n_budgets(laws: pd.DataFrame, column: str) -> int:
+    """How many budgets the law of ``column`` (``params_opt``...) was fitted on (0 where unknown)."""
+    rows = laws.loc[laws["quantity"] == column.removesuffix("_opt"), "n_budgets"] if len(laws) else []
+    return int(rows.iloc[0]) if len(rows) and pd.notna(rows.iloc[0]) else 0
 
 
 def scaling_laws_titles(laws: pd.DataFrame, estimator: str = "parabola") -> dict[str, str]:
@@ -265,42 +316,6 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
         fig.update_yaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True},
                          title_text=axis_title, row=1, col=col)
     fig.update_layout(title=titles["title"], template="plotly_white")
-    return fig
-
-
-def loss_curve_traces(curves: pd.DataFrame, runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """The traces of :func:`plot_loss_curves`, as plain dicts: a line per run, empty until it has logged."""
-    runs = runs.drop_duplicates("run_id")
-    colours = _budget_colours(list(runs["budget"].unique())) if len(runs) else {}
-    by_run = {run_id: (_floats(g["tokens"]), _floats(g["loss"]))
-              for run_id, g in curves.groupby("run_id", sort=False)} if len(curves) else {}
-    empty = (np.empty(0), np.empty(0))
-    shown: set[float] = set()
-    traces: list[dict[str, Any]] = []
-    for run_id, budget, params in zip(runs["run_id"], runs["budget"], runs["params"]):
-        tokens, loss = by_run.get(run_id, empty)
-        name = f"{budget_label(budget)} FLOPs"
-        traces.append({
-            "type": "scatter", "x": tokens, "y": loss, "mode": "lines", "name": name, "legendgroup": name,
-            "showlegend": budget not in shown, "line": {"color": colours[budget], "width": 1.5},
-            "hovertemplate": f"N={human(params)}<br>tokens=%{{x:.3s}}<br>loss=%{{y:.4f}}<extra>{name}</extra>"})
-        shown.add(budget)
-    return traces
-
-
-def plot_loss_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
-    """Loss against tokens seen: a line per run of ``runs`` (empty until it has logged), coloured by budget."""
-    go, _ = _deps.plotly()
-    for name, frame, needed in (("curves", curves, ["run_id", "tokens", "loss"]),
-                                ("runs", runs, ["run_id", "budget", "params"])):
-        if not isinstance(frame, pd.DataFrame) or not set(needed) <= set(frame.columns):
-            got = list(frame.columns) if isinstance(frame, pd.DataFrame) else type(frame).__name__
-            raise param_error(name, "plot_loss_curves", f"a DataFrame with columns {', '.join(needed)}", got,
-                              "Pass result.curves and result.results (or run_sweep's curves and results).")
-    fig = go.Figure(loss_curve_traces(curves, runs))
-    fig.update_layout(title="Training loss along each run", xaxis_title="tokens seen", yaxis_title="training loss",
-                      template="plotly_white", legend_title="budget")
-    fig.update_xaxes(type="log", exponentformat="power")
     return fig
 
 

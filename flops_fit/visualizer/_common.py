@@ -1,0 +1,45 @@
+"""What the figures share: budget colours and turning frame columns into plain arrays and hover texts."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _deps
+from .._format import human
+
+
+@functools.lru_cache(maxsize=64)
+def _viridis(count: int) -> tuple[str, ...]:
+    """``count`` colours from Viridis, evenly spaced from dark to 0.8 (past 0.8 is too pale on white)."""
+    spots = np.linspace(0.0, 0.8, count) if count > 1 else [0.0]
+    return tuple(_deps.plotly_colors().sample_colorscale("Viridis", list(spots)))
+
+
+def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
+    ordered = sorted(budgets)
+    return dict(zip(ordered, _viridis(len(ordered))))
+
+
+def _floats(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=float)
+
+
+def _by_budget(frame: pd.DataFrame, *columns: str) -> Callable[[float], dict[str, np.ndarray]]:
+    """A function of a budget that gives ``frame``'s ``columns`` (as arrays) on that budget's rows."""
+    budgets = frame["budget"].to_numpy(dtype=float)
+    arrays = {c: frame[c].to_numpy() for c in columns}
+    return lambda budget: {c: a[budgets == budget] for c, a in arrays.items()}
+
+
+def _hover(*columns: Sequence[str]) -> np.ndarray:
+    """Hover texts as ``customdata``: a row per point, a column per text (``%{customdata[i]}``)."""
+    return np.stack([np.asarray(c, dtype=object) for c in columns], axis=-1)
+
+
+def _human(values: Sequence[float]) -> list[str]:
+    return [human(v) for v in values]
