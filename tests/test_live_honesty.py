@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from flops_fit import PlantedLaw, fit_isoflops, plan_sweep, plot_isoflops, run_sweep
+from flops_fit.errors import FitWarning
 from flops_fit.examples import GPT
 from flops_fit.live import (curves_figure, curves_update, isoflops_figure, isoflops_update, laws_update, snapshot,
                             targets_for)
@@ -56,7 +57,8 @@ def test_three_points_on_one_side_get_an_edge_marker_and_a_hint_not_a_star(finis
     assert f"Budget 1e17: minimum lies {side} of the sizes run so far" in " ".join(snap.notes)
     # with no more runs to come, the hint says what to do
     runs = results.iloc[done]
-    fig = plot_isoflops(runs, fit_isoflops(runs))
+    with pytest.warns(FitWarning, match=f"vertex outside the sampled sizes \\({'below' if side == 'left' else 'above'}"):
+        fig = plot_isoflops(runs, fit_isoflops(runs))
     edge_of = [t for t in fig.data if t.mode == "markers+text"]
     assert [t.customdata[0] for t in edge_of] == [
         f"minimum lies {side} of the {'smallest' if side == 'left' else 'largest'} size: extend sizes {side}"]
