@@ -147,4 +147,4 @@ def test_run_sweep_runs_an_adaptive_plan_by_its_spec():
 def test_the_sweep_plan_says_it_is_adaptive():
     sweep = ff.find_optimal(GPT, "d_model", compute_budgets=BUDGETS, strategy="adaptive", train=False, **SMALL)
     assert sweep.adaptive and "adaptive: a start design of 9 runs" in repr(sweep)
-    assert "until N_opt at 1e+21 FLOPs is known within +-10%" in repr(sweep)
+    assert "until N_opt at 1.00e+21 FLOPs is known within +-10%" in repr(sweep)  # the one formatter's FLOPs
