@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .._checks import check_number, param_error
-from .._format import budget_label, human
+from .._format import budget_label, flops, human, loss
 from ..handle import SweepHandle
 from ..live import (Snapshot, backtest_table, curves_figure, curves_update, duration, html_table, isoflops_figure,
                     isoflops_update, laws_figure, laws_update, runs_table, snapshot, status_counts, targets_for)
@@ -315,10 +315,8 @@ class SweepMonitor:
             return "<i>none yet: a budget needs 3 completed sizes</i>"
         table = result.table()
         shown = pd.DataFrame({
-            "compute": [f"{c:.2e}" for c in table["compute"]],
-            "N_opt": [f"{v:,.3g}" for v in table["params"]],
-            "D_opt": [f"{v:,.3g}" for v in table["tokens"]],
-            "loss": [f"{v:.3f}" for v in table["loss"]],
+            "compute": table["compute"].map(flops).tolist(), "N_opt": table["params"].map(human).tolist(),
+            "D_opt": table["tokens"].map(human).tolist(), "loss": table["loss"].map(loss).tolist(),
             "source": table["source"].tolist(),
         })
         return html_table(shown)
