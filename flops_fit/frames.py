@@ -151,15 +151,22 @@ def _tracker_of(source: object, mlflow: str | None, wandb: object, tracking_uri:
 
 def _require_columns(frame: pd.DataFrame, parameter: str, func: str) -> None:
     """Tracker runs without what a fit needs: name the missing columns and what the runs do hold."""
-    missing = [c for c in ("params", "tokens", "loss") if c not in frame.columns]
-    if "budget" not in frame.columns and "flops" not in frame.columns:
-        missing.append("budget (or flops)")
+    missing = _missing_columns(frame)
     if missing:
         held = sorted(str(c) for c in frame.columns)
         raise param_error(parameter, func, "runs that log params, tokens, loss and budget (or flops)",
                           f"{len(frame)} runs without {missing}",
                           f"They hold: {held[:40]}{' ...' if len(held) > 40 else ''}. Log these as parameters or "
                           "final metrics, or map your names: load_results(..., columns={'val/loss': 'loss'}).")
+
+
+def _missing_columns(frame: pd.DataFrame, budgets: bool = True) -> list[str]:
+    """What a fit needs that ``frame`` lacks: ``params``, ``tokens``, ``loss`` and (with ``budgets``) ``budget`` or
+    ``flops``."""
+    missing = [c for c in ("params", "tokens", "loss") if c not in frame.columns]
+    if budgets and "budget" not in frame.columns and "flops" not in frame.columns:
+        missing.append("budget (or flops)")
+    return missing
 
 
 def _require_finished(frame: pd.DataFrame, path: str, func: str) -> None:
@@ -276,9 +283,7 @@ def prepare_results(results: pd.DataFrame, func: str = "fit_isoflops", *, budget
         raise param_error("results", func, "a pandas DataFrame", type(results).__name__,
                           "Load a CSV with flops_fit.load_results(path).")
     required = ["params", "tokens", "loss"]
-    missing = [c for c in required if c not in results.columns]
-    if budgets and "budget" not in results.columns and "flops" not in results.columns:
-        missing.append("budget (or flops)")
+    missing = _missing_columns(results, budgets)
     if missing:
         raise param_error(
             "results", func, "a DataFrame with columns params, tokens, loss and budget or flops",

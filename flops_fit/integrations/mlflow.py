@@ -97,9 +97,6 @@ class MLflowCallback(TrackerCallback):
     def _holds(self, run_id: str) -> bool:
         return run_id in self._ended
 
-    def _identity_text(self) -> str:
-        return json.dumps(self._identity, sort_keys=True, default=str) if self._identity is not None else ""
-
     def _open(self, row: dict[str, Any], params: dict[str, Any], tags: dict[str, str]) -> str:
         if self._found is None:
             self._begin()

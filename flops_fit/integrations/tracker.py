@@ -223,6 +223,10 @@ class TrackerCallback:
                 self._end(run.handle, {}, {"flops_fit.status": "stopped"}, "KILLED")
             self._runs.clear()
 
+    def _identity_text(self) -> str:
+        """How this sweep's runs are made, as the JSON its tracker runs are tagged with ("" when unknown)."""
+        return json.dumps(self._identity, sort_keys=True, default=str) if self._identity is not None else ""
+
     def _holds(self, run_id: str) -> bool:
         """Whether the tracker holds an ended run for ``run_id`` of this sweep (trackers that cannot tell say
         True, and then runs a resumed sweep takes from its directory are not logged)."""
@@ -246,7 +250,7 @@ class TrackerCallback:
         if self._name is None:  # events without a sweep_start (a caller of its own): name from the row
             self._identity = _identity_of(row)
             self._name = default_sweep_name(None, self._identity, None)
-        identity = json.dumps(self._identity, sort_keys=True, default=str) if self._identity is not None else ""
+        identity = self._identity_text()
         tags = {SWEEP_KEY: self._name, RUN_KEY: str(row["run_id"])}
         if identity:
             tags[IDENTITY_KEY] = identity
