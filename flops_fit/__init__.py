@@ -52,6 +52,7 @@ _EXPORTS = {
     "Result": "result",
     "SweepStore": "store",
     "gpu_pool": "executors",
+    "process_pool": "executors",
     "flops_per_token": "flops",
     "PlantedLaw": "mock",
     "TrainConfig": "training.config",

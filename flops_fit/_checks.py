@@ -117,3 +117,14 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def check_run_timeout(value: object, func: str) -> float | None:
+    """``run_timeout``: seconds > 0, or None (no limit)."""
+    if value is None:
+        return None
+    if not _is_number(value) or not math.isfinite(float(value)) or float(value) <= 0:
+        raise param_error("run_timeout", func, "a number of seconds greater than 0, or None", value,
+                          "It is how long a run may go without a logged step before it is recorded failed; "
+                          "None waits forever.")
+    return float(value)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._checks import check_budgets, check_choice, check_seed, param_error, warn
+from ._checks import check_budgets, check_choice, check_run_timeout, check_seed, param_error, warn
 from ._format import flops, html_table, human, ratio, text_table
 from .approaches.estimator import check_estimator
 from .mock import PlantedLaw, check_law
@@ -44,6 +44,7 @@ def find_optimal(
     executor: Any = None,
     retry_failed: bool = False,
     estimator: str = "vpnls",
+    run_timeout: float | None = 3600.0,
     **options: Any,
 ) -> Result | SweepPlan:
     """Find the compute-optimal model size for a model family, the Chinchilla way.
@@ -80,9 +81,10 @@ def find_optimal(
         How to plan (see :class:`~flops_fit.PlanSpec` and :func:`plan_sweep`).
     train_config, eval_dataset, callbacks, progress
         Passed to :func:`run_sweep` for ``mode="local"``.
-    store, executor, retry_failed
+    store, executor, retry_failed, run_timeout
         Passed to :func:`run_sweep`: keep every finished run in a sweep directory
-        (rerunning resumes), run on any ``concurrent.futures.Executor``.
+        (rerunning resumes), run on any ``concurrent.futures.Executor`` (:func:`process_pool` for
+        this machine's cores), give up on a run unheard of for ``run_timeout`` seconds.
     estimator : {"vpnls", "parabola"}
         How the result is fitted (see :meth:`Result.from_results`).
     **options
@@ -122,6 +124,7 @@ def find_optimal(
     check_seed(seed, func)
     check_law(law, func)
     check_estimator(estimator, func)
+    check_run_timeout(run_timeout, func)
     if extrapolate_to is not None:
         check_budgets(extrapolate_to, func, "extrapolate_to")
     spec = PlanSpec.from_options(spec, options, func, inspect.signature(find_optimal).parameters)
@@ -133,7 +136,7 @@ def find_optimal(
         return sweep
     return sweep.run(mode=mode, law=law, seed=seed, extrapolate_to=extrapolate_to, callbacks=callbacks,
                      progress=progress, store=store, executor=executor, retry_failed=retry_failed,
-                     estimator=estimator)
+                     estimator=estimator, run_timeout=run_timeout)
 
 
 @dataclass

@@ -25,10 +25,12 @@ from .channel import EventChannel
 from .errors import RunAbandoned, SweepIncomplete
 from .events import Callback, emitter
 from .jobs import Job, failed_outcome, run_job, run_remote
+from .shipping import Shipment
 from .progress import TqdmProgress
 from .schema import CURVE_COLUMNS, FINISHED, OUTCOME_COLUMNS, Status
 from .spec import PlanSpec
 from .store import SweepStore, plan_models
+from .watch import RunWatch
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +39,11 @@ class SweepExecution:
     """Runs the pending rows of a plan, records each as it finishes, and assembles the results."""
 
     def __init__(self, plan: pd.DataFrame, job: Job, store: SweepStore | None, retry_failed: bool,
-                 executor: Any, callbacks: Sequence[Callback], progress: bool, spec: PlanSpec | None = None) -> None:
+                 executor: Any, callbacks: Sequence[Callback], progress: bool, spec: PlanSpec | None = None, *,
+                 shipment: Shipment | None = None, run_timeout: float | None = None) -> None:
         self.plan, self.job, self.store, self.executor, self.spec = plan, job, store, executor, spec
+        # how the job reaches the executor's workers (once each), and how long a run there may go unheard
+        self.shipment, self.run_timeout = shipment, run_timeout
         self.retry_failed = retry_failed
         self.callbacks = list(callbacks)
         self.emit = emitter(self.callbacks)  # reaches callbacks appended later (progress bars, a handle)
@@ -120,6 +125,8 @@ class SweepExecution:
         try:
             self.run()
         finally:
+            if self.shipment is not None:
+                self.shipment.close()
             self.emit({"type": "sweep_end", "stopped": self.stop_event.is_set(),
                        "counts": self.results()["status"].value_counts().to_dict()})
 
@@ -209,36 +216,54 @@ class SweepExecution:
     def _submit_and_land(self, limit: int, channel: EventChannel) -> None:
         queue = list(self.todo)
         in_flight: dict[Any, dict[str, Any]] = {}
+        watch = RunWatch(self.run_timeout, self.executor)
+        job = self.job if self.shipment is None else self.shipment.ref  # what each run carries
         refused: BaseException | None = None
         unrun = lost = 0
-        while queue or in_flight:
-            waiting = False
-            while queue and len(in_flight) < limit and not self.stop_event.is_set() and refused is None:
-                row = self._take(queue)
-                if row is None:
-                    waiting = True
-                    break
-                try:
-                    in_flight[self.executor.submit(run_remote, self.job, row, os.getpid(), channel.ticket)] = row
-                except Exception as exc:  # the executor is gone: what is in flight still lands
-                    refused = exc
-                    queue.insert(0, row)
-                    if self.store is not None:
-                        self.store.claims.release(row["run_id"])
-            if self.stop_event.is_set() or refused is not None:
-                unrun, queue = len(queue), []
-            self._relay(channel)
-            finished = [f for f in in_flight if f.done()]
-            if not finished:
-                if in_flight and all(isinstance(f, cf.Future) for f in in_flight):
-                    cf.wait(list(in_flight), timeout=0.1, return_when=cf.FIRST_COMPLETED)  # 0.1: events flow
-                elif in_flight or waiting:  # submitit jobs, or runs other workers hold: poll
-                    time.sleep(0.05 if in_flight else self.poll_s)
-                continue
-            self._relay(channel)  # what arrived with the results, before their run_end
-            lost += sum(self._land(future, in_flight.pop(future)) for future in finished)
+        try:
+            while queue or in_flight:
+                waiting = False
+                while queue and len(in_flight) < limit and not self.stop_event.is_set() and refused is None:
+                    row = self._take(queue)
+                    if row is None:
+                        waiting = True
+                        break
+                    try:
+                        in_flight[self.executor.submit(run_remote, job, row, os.getpid(), channel.ticket)] = row
+                    except Exception as exc:  # the executor is gone: what is in flight still lands
+                        refused = exc
+                        queue.insert(0, row)
+                        if self.store is not None:
+                            self.store.claims.release(row["run_id"])
+                if self.stop_event.is_set() or refused is not None:
+                    unrun, queue = len(queue), []
+                self._relay(channel, watch)
+                for future in watch.silent(in_flight):
+                    self._give_up(in_flight.pop(future), future, watch)
+                finished = [f for f in in_flight if f.done()]
+                if not finished:
+                    if in_flight and all(isinstance(f, cf.Future) for f in in_flight):
+                        cf.wait(list(in_flight), timeout=0.1, return_when=cf.FIRST_COMPLETED)  # 0.1: events flow
+                    elif in_flight or waiting:  # submitit jobs, or runs other workers hold: poll
+                        time.sleep(0.05 if in_flight else self.poll_s)
+                    continue
+                self._relay(channel, watch)  # what arrived with the results, before their run_end
+                lost += sum(self._land(future, in_flight.pop(future)) for future in finished)
+        finally:
+            watch.free(everything=True)
         if refused is not None:
             raise self._incomplete(refused, unrun, lost) from refused
+
+    def _give_up(self, row: dict[str, Any], future: Any, watch: RunWatch) -> None:
+        """A run its worker has said nothing of for ``run_timeout`` seconds: recorded failed; the sweep goes on."""
+        where = watch.where(row["run_id"])
+        logger.warning("run %s: no progress for %g s on %s; recorded failed, the sweep goes on", row["run_id"],
+                       self.run_timeout, where)
+        self.record(row, failed_outcome(
+            f"no progress for {self.run_timeout:g} s: its worker ({where}) sent no step in that time (a hung data "
+            "loader, a deadlock, a step slower than run_timeout); the sweep went on without it"),
+            pd.DataFrame(columns=CURVE_COLUMNS))
+        watch.abandon(future, row["run_id"])
 
     def _incomplete(self, refused: BaseException, unrun: int, lost: int) -> SweepIncomplete:
         """The error that ends a sweep whose executor took no more runs: what happened, and how to go on."""
@@ -252,10 +277,11 @@ class SweepExecution:
             f"{' (retry_failed=True also reruns the lost ones)' if lost else ''}. The results so far are this "
             "error's .results.", results)
 
-    def _relay(self, channel: EventChannel) -> None:
+    def _relay(self, channel: EventChannel, watch: RunWatch) -> None:
         """Pass on the events workers sent (none for a run already recorded: a late step must not revive it)."""
         for event in channel.drain():
             if event.get("run_id") not in self.outcomes:
+                watch.heard(event)
                 self.emit(event)
 
     def _land(self, future: Any, row: dict[str, Any]) -> bool:

@@ -20,11 +20,12 @@ from typing import Any, Protocol
 import pandas as pd
 
 from . import _deps
-from .channel import Ticket, sender
+from .channel import HOST, Ticket, sender
 from .errors import RunAbandoned
 from .events import Callback
 from .mock import PlantedLaw, simulate_run
 from .schema import CURVE_COLUMNS, Status
+from .shipping import unpack
 from .training.config import TrainConfig, describe, steps_for
 from .training.device import pick_device
 from .training.loop import train_run
@@ -145,15 +146,18 @@ def failed_outcome(error: str) -> dict[str, Any]:
 
 def run_remote(job: Job, row: Row, submitter: int, ticket: Ticket | None = None) -> tuple[dict[str, Any],
                                                                                         pd.DataFrame]:
-    """:func:`run_job` as an executor's worker runs it: its ``run_start``, ``step`` and ``eval`` events go to
-    the sweep over ``ticket``'s channel (:mod:`flops_fit.channel`). In a worker process (not the submitting
+    """:func:`run_job` as an executor's worker runs it: its ``run_start`` (which says the worker's host and pid),
+    ``step`` and ``eval`` events go to the sweep over ``ticket``'s channel (:mod:`flops_fit.channel`); ``job`` may
+    be what :mod:`flops_fit.shipping` sent in its place. In a worker process (not the submitting
     process ``submitter``) it first makes sure the worker exits when its own parent does: a process pool's
     workers outlive a parent killed with SIGKILL otherwise, training on for nobody."""
     if os.getpid() != submitter:
         exit_with_parent()
     emit = sender(ticket)
+    job = unpack(job)  # a process pool's run carries the job's file, loaded once per worker
     try:
-        emit({"type": "run_start", "run_id": row["run_id"], **job.start(row), "row": dict(row)})
+        emit({"type": "run_start", "run_id": row["run_id"], **job.start(row), "row": dict(row),
+              "worker": {"host": HOST, "pid": os.getpid()}})
     except Exception:  # e.g. no such device: the run itself raises it again, and is recorded failed with it
         pass
     return run_job(job, row, emit)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from ._checks import check_choice, check_seed, param_error, warn
+from ._checks import check_choice, check_run_timeout, check_seed, param_error, warn
 from .events import Callback
 from .adaptive import AdaptiveExecution
 from .execution import SweepExecution
@@ -23,6 +22,7 @@ from .planning.adaptive import REASONS, AdaptiveDesign, check_resumable
 from .planning.planner import plan_rows
 from .planning.rows import PlanRows
 from .schema import MODES, PLAN_REQUIRED
+from .shipping import Shipment
 from .spec import PlanSpec
 from .store import SweepStore
 from .training.config import TrainConfig, steps_for
@@ -55,6 +55,7 @@ def run_sweep(
     background: bool = False,
     spec: PlanSpec | None = None,
     pace: float | None = None,
+    run_timeout: float | None = 3600.0,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame] | SweepHandle:
     """Run every planned run and return the results frame.
 
@@ -100,9 +101,17 @@ def run_sweep(
     retry_failed : bool, default False
         With ``store``: run again the runs recorded as ``failed`` or ``diverged``.
     executor : concurrent.futures.Executor, optional
-        Runs go to its workers (a process pool, ``dask`` ``client.get_executor()``,
-        submitit...); each is recorded as it completes. Model, data and loss must
-        pickle.
+        Runs go to its workers (:func:`~flops_fit.process_pool` for this machine's cores, ``dask``
+        ``client.get_executor()``, submitit...); each is recorded as it completes, and workers on this host
+        stream their runs' events back. The model, data and loss go to each process-pool or Dask worker once
+        (:mod:`flops_fit.shipping`) and must pickle (with ``cloudpickle``: notebook classes are fine). A
+        pool that forks its workers is refused for ``mode="local"`` (a process forked after torch has
+        loaded hangs): use :func:`~flops_fit.process_pool`.
+    run_timeout : float or None, default 3600
+        Seconds a run on a worker (an executor's, or the background worker process) may go without a word
+        (its start, a logged step) before it is recorded ``failed`` ("no progress for N s") and the sweep
+        goes on; a stuck process-pool or background worker is killed. A run logs about 50 steps, so the
+        default allows runs of two days. None: wait forever.
     background : bool, default False
         Return a :class:`SweepHandle` at once and run in a background thread. With ``mode="local"`` and no
         ``executor``, runs train in a worker process started with ``spawn`` (:mod:`flops_fit.worker`), as
@@ -146,17 +155,13 @@ def run_sweep(
     job: Job = (MockJob(law, seed, pace) if mode == "mock" else
                 _train_job(plan, model_cls, dataset, loss_fn, train_config, eval_dataset, model_size_param,
                            model_kwargs))
+    run_timeout = check_run_timeout(run_timeout, func)
+    shipment = None
     if executor is not None:
         if not callable(getattr(executor, "submit", None)):
             raise param_error("executor", func, "a concurrent.futures.Executor (or anything with submit())",
                               executor)
-        try:
-            pickle.dumps(job)
-        except Exception as exc:
-            raise param_error("executor", func, "given only with a picklable model, dataset and loss",
-                              type(executor).__name__,
-                              f"Pickling the run failed ({type(exc).__name__}: {exc}); define the model class and "
-                              "loss function at module level, not as lambdas or in a notebook cell.") from None
+        shipment = Shipment(executor, job, func, local=mode == "local")  # refuses a fork pool, an unpicklable job
     if spec is not None and not isinstance(spec, PlanSpec):
         raise param_error("spec", func, "a flops_fit.PlanSpec", spec)
     for name, flag in (("retry_failed", retry_failed), ("background", background)):
@@ -169,12 +174,14 @@ def run_sweep(
         design, plan = _adaptive_design(plan, spec, opened, model_cls, dataset, mode, train_config, model_size_param,
                                         model_kwargs)
         sweep = AdaptiveExecution(plan, job, opened, retry_failed, executor, callbacks, show, design.spec,
-                                  design=design)
+                                  design=design, shipment=shipment, run_timeout=run_timeout)
     else:
-        sweep = SweepExecution(plan, job, opened, retry_failed, executor, callbacks, show, spec)
+        sweep = SweepExecution(plan, job, opened, retry_failed, executor, callbacks, show, spec, shipment=shipment,
+                               run_timeout=run_timeout)
     if background:
         if mode == "local" and executor is None:
-            sweep.worker = TrainingWorker(job)  # torch in a thread of this process would train about 2x slower
+            # torch in a thread of this process would train about 2x slower
+            sweep.worker = TrainingWorker(job, run_timeout=run_timeout)
         return SweepHandle(sweep)
     sweep.execute()
     results = sweep.results()

@@ -27,6 +27,7 @@ outcome, so the kernel stays free and the store is written by one process as bef
 from __future__ import annotations
 
 import atexit
+import io
 import logging
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401  (its exit handler, which joins children, must be registered before ours)
@@ -46,6 +47,7 @@ from .errors import RunAbandoned
 from .events import Callback
 from .jobs import Job, exit_with_parent, failed_outcome, run_job
 from .schema import CURVE_COLUMNS
+from .shipping import pack
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +178,13 @@ class TrainingWorker:
         What trains one run (:class:`~flops_fit.jobs.TrainJob`); sent once to each worker process.
     grace_s : float, default 10
         After a stop, how long a run may take to reach the end of its step before its worker is killed.
+    run_timeout : float, optional
+        How long a run may go without a word from its worker before the worker is killed and the run recorded
+        ``failed`` ("no progress for N s"); the next run starts a new worker. None: no limit.
     """
 
-    def __init__(self, job: Job, *, grace_s: float = 10.0) -> None:
-        self.job, self.grace_s = job, grace_s
+    def __init__(self, job: Job, *, grace_s: float = 10.0, run_timeout: float | None = None) -> None:
+        self.job, self.grace_s, self.run_timeout = job, grace_s, run_timeout
         self.fallback: str | None = None  # why runs train in this process instead (None: they do not)
         self.worker: WorkerProcess | None = None
         try:
@@ -238,11 +243,22 @@ class TrainingWorker:
         worker.stop.clear()
         worker.send(("run", row))
         stopped_at: float | None = None
+        heard = time.monotonic()
         while True:
             if stopped_at is None and should_stop():
                 worker.stop.set()
                 stopped_at = time.monotonic()
             message = worker.receive(0.25)
+            if message != ():
+                heard = time.monotonic()
+            elif stopped_at is None and self.run_timeout is not None and heard + self.run_timeout < time.monotonic():
+                logger.warning("run %s: no progress for %g s; killing its worker, the sweep goes on in a new one",
+                               row["run_id"], self.run_timeout)
+                self._end(kill=True)
+                return failed_outcome(f"no progress for {self.run_timeout:g} s: its worker process sent no step in "
+                                      "that time (a hung data loader, a deadlock, a step slower than run_timeout); "
+                                      "it was killed and the sweep went on in a new one"), \
+                    pd.DataFrame(columns=CURVE_COLUMNS)
             if message is None:
                 how = worker.death()
                 self._end(kill=True)
@@ -291,40 +307,11 @@ class TrainingWorker:
         return None if self.worker is None else self.worker.process.pid
 
 
-class _Capped:
-    """A file that keeps what is written, up to ``limit`` bytes; past that it raises OverflowError."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.size, self.chunks = limit, 0, []
-
-    def write(self, data: Any) -> int:
-        self.size += len(data)
-        if self.size > self.limit:
-            raise OverflowError(f"they pickle to more than {self.limit / 2**20:,.0f} MiB (a quarter of the memory "
-                                "free now); a dataset of tensor views pickles each view's whole storage: keep "
-                                "one tensor and slice it in __getitem__, as flops_fit.examples.TokenDataset does")
-        self.chunks.append(bytes(data))
-        return len(data)
-
-
-def payload_limit() -> int:
-    """The most bytes a job may pickle to: a quarter of the memory free now (the worker holds a copy too)."""
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on Linux
-        free = 16 * 2**30
-    return int(free // 4)
-
-
 def _dumps(job: Job, limit: int | None = None) -> bytes:
-    """The job as bytes a spawned process can load: by value where plain pickle goes by reference to something
-    the worker cannot import (a class or function defined in a notebook or a script's ``__main__``). Past
-    ``limit`` bytes (default :func:`payload_limit`) it stops, rather than fill this process's memory."""
-    import cloudpickle
-
-    out = _Capped(payload_limit() if limit is None else limit)
-    cloudpickle.CloudPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(job)
-    return b"".join(out.chunks)
+    """The job as bytes a spawned process can load (see :func:`flops_fit.shipping.pack`)."""
+    out = io.BytesIO()
+    pack(job, out, limit)
+    return out.getvalue()
 
 
 def serve(conn: Any, stop: Any) -> None:

@@ -136,14 +136,25 @@ def test_submitit_local_executor(plan, tmp_path):
     assert len(list((tmp_path / "sweep" / "runs").glob("*.json"))) == 3
 
 
-def test_unpicklable_runs_are_refused_for_executors(plan):
-    from flops_fit.examples import stdlib_datasets
+def test_a_thread_pool_needs_nothing_pickled_and_other_engines_are_told_what_cannot_go(plan):
+    from flops_fit.examples import lm_loss, stdlib_datasets
 
     train, _ = stdlib_datasets(seq_len=16, max_bytes=20_000)
     small = ff.plan_sweep(GPT, "d_model", [3e9], model_kwargs={"vocab_size": 256, "n_layer": 1, "block_size": 16,
                                                                 "n_head": 2}, tokens_per_param=100, multiple_of=2)
-    with cf.ThreadPoolExecutor() as pool, pytest.raises(ValueError, match="'executor' parameter.*module level"):
-        ff.run_sweep(small, GPT, train, lambda out, y: out.mean(), mode="local", executor=pool)
+    generator = (x for x in [])  # nothing pickles a generator, not even cloudpickle
+    with cf.ThreadPoolExecutor() as pool:  # threads share the job: a lambda, a generator are fine
+        loss = lambda out, y, unused=generator: lm_loss(out, y)  # noqa: E731
+        assert ff.run_sweep(small.head(1), GPT, train, loss, mode="local", executor=pool)["status"].eq(
+            "completed").all()
+
+    class Engine:  # any other engine pickles what it is given: told before a run, naming what cannot go
+        def submit(self, fn, *args):
+            raise AssertionError("nothing may be submitted")
+
+    with pytest.raises(ValueError, match=r"the 'loss_fn' \(function\) cannot be sent to the executor's workers "
+                                         r"\(Engine\).*generator.*module level"):
+        ff.run_sweep(small, GPT, train, loss, mode="local", executor=Engine())
 
 
 def test_background_sweep_can_be_stopped_and_resumed(tmp_path):

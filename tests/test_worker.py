@@ -13,7 +13,7 @@ import time
 import pytest
 
 import flops_fit as ff
-from flops_fit import worker
+from flops_fit import shipping, worker
 from flops_fit.claims import alive as _alive
 from flops_fit.examples import GPT, lm_loss, stdlib_datasets
 from flops_fit.store import SweepStore
@@ -135,7 +135,7 @@ def test_what_cannot_be_sent_trains_in_the_thread_with_a_warning(data):
 def test_a_dataset_too_big_to_send_is_not_pickled_whole(data, monkeypatch):
     train, held, config = data
     views = [train[i] for i in range(len(train))]  # views of one tensor: each pickles the whole of it
-    monkeypatch.setattr(worker, "payload_limit", lambda: 2**20)
+    monkeypatch.setattr(shipping, "payload_limit", lambda: 2**20)
     with pytest.warns(UserWarning, match="more than 1 MiB .*tensor views"):
         handle = ff.run_sweep(odd_plan(data).head(1), OddGPT, views, lm_loss, mode="local", eval_dataset=held,
                               train_config=config, background=True)
