@@ -20,11 +20,12 @@ import pandas as pd
 
 from .. import _deps
 from .._checks import param_error
-from .._format import budget_label, human
+from .._format import flops, human
 from ..approaches.laws import t_quantile
 from ..errors import FitWarning
 from ..frames import prepare_results
 from ._common import _budget_colours, _by_budget, _floats, _hover, _human
+from .axes import log_ticks, padded, power_label
 from .curves import loss_axis_buttons, loss_clip, loss_curve_colours, loss_curve_traces, plot_loss_curves
 
 __all__ = ["isoflops_range", "isoflops_title", "isoflops_traces", "law_line_data", "law_values", "loss_axis_buttons",
@@ -155,7 +156,7 @@ def isoflops_traces(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seq
     for budget in shown:
         group, line, best = runs_of(budget), curve_of(budget), best_of(budget)
         colour = colours[budget]
-        name = f"{budget_label(budget)} FLOPs"
+        name = f"{flops(budget)} FLOPs"
         traces.append({
             "type": "scatter", "x": _floats(group["params"]), "y": _floats(group["loss"]), "mode": "markers",
             "name": name, "legendgroup": name, "marker": {"color": colour, "size": 8},
@@ -222,10 +223,13 @@ def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seque
     fig = go.Figure(isoflops_traces(results, optima, budgets=budgets, fitted=fitted, proposed=proposed))
     fig.update_layout(title=isoflops_title(estimator), xaxis_title="parameters N", yaxis_title="final loss",
                       template="plotly_white", legend_title="budget")
-    fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, minor={"showgrid": True})
+    fig.update_xaxes(type="log", exponentformat="power", tickangle=0, minor={"showgrid": True})
     if params_range is not None and len(params_range):
-        fig.update_xaxes(range=isoflops_range(params_range), autorange=False)
-    return fig
+        span = isoflops_range(params_range)
+        fig.update_xaxes(range=span, autorange=False)
+    else:
+        span = padded([v for trace in fig.data if trace.x is not None for v in trace.x])
+    return fig.update_xaxes(**log_ticks(*span, 7)) if span else fig
 
 
 _LAW_PANELS = [("params_opt", "optimal_params", "N<sub>opt</sub>", "optimal parameters N<sub>opt</sub>"),
@@ -259,7 +263,8 @@ def scaling_laws_traces(optima: pd.DataFrame, laws: pd.DataFrame,
         traces.append({"type": "scatter", "x": np.concatenate([compute, compute[::-1]]) if not bare else np.empty(0),
                        "y": (np.concatenate([_floats(line[f"{key}_high"]), band[::-1]]) if not bare else
                              np.empty(0)),
-                       "fill": "toself", "fillcolor": "rgba(31,119,180,0.3)", "line": {"width": 0},
+                       "mode": "lines", "fill": "toself", "fillcolor": "rgba(31,119,180,0.35)",
+                       "line": {"width": 1, "color": "rgba(31,119,180,0.7)"},  # edged: a narrow band still shows
                        "hoverinfo": "skip", "name": "95% interval", "showlegend": first, "legendgroup": "band",
                        **axes})
         traces.append({"type": "scatter", "x": compute, "y": _floats(line[key]), "mode": "lines",
@@ -309,12 +314,16 @@ def plot_scaling_laws(optima: pd.DataFrame, laws: pd.DataFrame, targets: Sequenc
     go, make_subplots = _deps.plotly()
     titles = scaling_laws_titles(laws, estimator)
     fig = make_subplots(rows=1, cols=2, subplot_titles=(titles["params"], titles["tokens"]))
-    fig.add_traces(scaling_laws_traces(optima, laws, targets))
+    traces = scaling_laws_traces(optima, laws, targets)
+    fig.add_traces(traces)
     for col, (_, _, _, axis_title) in enumerate(_LAW_PANELS, start=1):
-        fig.update_xaxes(type="log", dtick=1, exponentformat="power", tickangle=0, title_text="compute C (FLOPs)",
-                         row=1, col=col)
-        fig.update_yaxes(type="log", dtick=1, exponentformat="power", minor={"showgrid": True},
-                         title_text=axis_title, row=1, col=col)
+        mine = [t for t in traces if t["xaxis"] == ("x2" if col == 2 else "x")]
+        # a few labelled ticks, thinned to fit half a figure (labels a decade apart ran together)
+        compute, values = (padded(np.concatenate([_floats(t[key]) for t in mine])) for key in ("x", "y"))
+        fig.update_xaxes(type="log", exponentformat="power", tickangle=0, title_text="compute C (FLOPs)",
+                         **(log_ticks(*compute, 4, power_label) if compute else {}), row=1, col=col)
+        fig.update_yaxes(type="log", exponentformat="power", minor={"showgrid": True}, title_text=axis_title,
+                         **(log_ticks(*values, 6) if values else {}), row=1, col=col)
     fig.update_layout(title=titles["title"], template="plotly_white")
     return fig
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import _deps
 from .._checks import param_error
-from .._format import budget_label, human
+from .._format import flops, human
 from ._common import _budget_colours, _floats
 
 if TYPE_CHECKING:
@@ -64,11 +64,11 @@ def loss_curve_traces(curves: pd.DataFrame, runs: pd.DataFrame) -> list[dict[str
     traces: list[dict[str, Any]] = []
     for run_id, budget, params, colour in zip(runs["run_id"], runs["budget"], runs["params"], colours):
         tokens, loss = by_run.get(run_id, empty)
-        name = f"{budget_label(budget)} FLOPs"
+        name = f"{flops(budget)} FLOPs"
         traces.append({
             "type": "scatter", "x": tokens, "y": loss, "mode": "lines", "name": name, "legendgroup": name,
             "showlegend": budget not in shown, "line": {"color": colour, "width": 1.5},
-            "hovertemplate": (f"<b>N={human(params)}</b> at {budget_label(budget)} FLOPs<br>tokens=%{{x:.3s}}"
+            "hovertemplate": (f"<b>N={human(params)}</b> at {flops(budget)} FLOPs<br>tokens=%{{x:.3s}}"
                               f"<br>loss=%{{y:.4f}}<extra>run {run_id}</extra>")})
         shown.add(budget)
     return traces
