@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 _RUN_OPTIONS = set(inspect.signature(run_sweep).parameters) - {
     "plan", "model_cls", "dataset", "loss_fn", "mode", "law", "seed", "model_size_param", "model_kwargs",
     "background", "return_curves", "spec", "pace"}
+# an error wraps between words (a word longer than the line, such as a path, may break), keeping its line breaks
+_ERROR = "color:crimson; white-space:pre-wrap; word-break:normal; overflow-wrap:break-word; max-width:100%"
 _OUTDATED = ("<div class='flops-fit-outdated' style='background:#fcf8e3; color:#8a6d3b; padding:4px 8px; "
              "border-left:4px solid #f0ad4e'><b>outdated</b>: the plan changed since this sweep ran</div>")
 
@@ -145,7 +147,7 @@ class SweepDesigner:
         self.error: str | None = None
 
         style = {"description_width": "150px"}
-        wide = W.Layout(width="520px")
+        wide = W.Layout(width="100%", max_width="760px")  # room for the budget range's handles to sit apart
         self.budget_range = W.SelectionRangeSlider(
             options=[(f"{c:.0e}".replace("e+", "e"), c) for c in options], value=(low, high),
             description="budget range (FLOPs)", continuous_update=False, style=style, layout=wide)
@@ -168,13 +170,13 @@ class SweepDesigner:
                                       style=style, indent=False, layout=W.Layout(width="150px"))
         self.size_limits = W.IntRangeSlider(value=tuple(size_range or (1, top)), min=1, max=top,
                                             disabled=size_range is None, continuous_update=False,
-                                            layout=W.Layout(width="370px"))
+                                            layout=W.Layout(flex="1 1 auto", max_width="610px"))
         self.mode = W.ToggleButtons(options=list(MODES) if can_train else ["mock"], value=mode,
-                                    description="mode", style=style,
+                                    description="mode", style=style, button_style="info",
                                     tooltips=["simulate a known law, no training", "train every run here"][
                                         : 2 if can_train else 1])
         self.strategy = W.ToggleButtons(options=["fixed", "adaptive"], value=self.spec.strategy, description="strategy",
-                                        style=style, tooltips=["every size planned up front",
+                                        style=style, button_style="info", tooltips=["every size planned up front",
                                                                "a small start, then the runs that narrow N_opt most"])
         self.target_precision = W.FloatSlider(value=self.spec.target_precision, min=0.02, max=0.5, step=0.01,
                                               description="target +- of N_opt", readout_format=".0%",
@@ -192,7 +194,9 @@ class SweepDesigner:
         self.starting = W.HTML("<i>starting…</i>")  # shown from the click until the monitor is built
         self.outdated = W.HTML(_OUTDATED)  # above the monitor while the plan differs from what it ran
         controls = W.VBox([self.budget_range, self.n_budgets, self.points, self.size_span, self.tokens_per_param,
-                           W.HBox([self.limit_sizes, self.size_limits]), self.mode, self.strategy,
+                           W.HBox([self.limit_sizes, self.size_limits], layout=W.Layout(width="100%",
+                                                                                        max_width="760px")),
+                           self.mode, self.strategy,
                            self.target_precision, self.compute_cap])
         self.widget = W.VBox([controls, self.summary, self.table, self.run_button, self.monitor_box])
         self.widget.add_class("flops-fit-designer")
@@ -278,8 +282,7 @@ class SweepDesigner:
         running = self.running if running is None else running
         self.run_button.disabled = self.plan is None or running
         if self.plan is None:
-            self.summary.value = (f"<pre style='color:crimson; white-space:pre-wrap'>No plan: "
-                                  f"{escape(self.error or '')}</pre>")
+            self.summary.value = f"<div style='{_ERROR}'>No plan: {escape(self.error or '')}</div>"
             self.table.value = ""
             return
         mode = self.mode.value
@@ -368,8 +371,8 @@ class SweepDesigner:
             self.run()
         except Exception as exc:  # a store made another way, a dataset that cannot be read...
             logger.exception("SweepDesigner could not start the sweep")
-            self.summary.value += (f"<pre style='color:crimson; white-space:pre-wrap'>Could not start the sweep: "
-                                   f"{escape(f'{type(exc).__name__}: {exc}')}</pre>")
+            self.summary.value += (f"<div style='{_ERROR}'>Could not start the sweep: "
+                                   f"{escape(f'{type(exc).__name__}: {exc}')}</div>")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -93,16 +93,27 @@ class LiveFigure:
     background thread.
     """
 
-    def __init__(self, fig: Any = None, *, height: int | None = None) -> None:
-        self.widget = figure_widget("LiveFigure")(fig)
+    def __init__(self, fig: Any = None, *, height: int | None = None, highlight: float | None = None) -> None:
+        self.widget = widget = figure_widget("LiveFigure")(fig)
+        # as wide as its container: no width of its own, and plotly's "responsive" redraw when the page (or a
+        # PageWatch beside it) says the size changed; anywidget views are drawn before they are on the page,
+        # where plotly would otherwise settle on its default 700 px
+        widget._config = {**widget._config, "responsive": True}
+        widget.layout.autosize = True
         if height is not None:
-            self.widget.layout.height = height
+            widget.layout.height = height
         self._height = height
         self._lock = threading.RLock()
-        self._drawn = [_plain(_detach(trace)) for trace in self.widget._data]  # what each trace was drawn from
+        self._drawn = [_plain(_detach(trace)) for trace in widget._data]  # what each trace was drawn from
+        self._source = list(self._drawn)  # the traces as last given, before a theme's colours
+        self._colours: dict[str, str] = {}  # a theme's colour swaps (black on a dark page...)
+        self._template: Mapping[str, Any] | None = None  # a theme's template, kept through show()
+        self._highlight, self._highlighted = highlight, None  # hovered trace's line width, and which it is
         self._state: list[dict[str, Any]] = []  # the traces as saved in the widget's state
         self._from_views: set[int] = set()  # traces a view restyled (a legend click): saved again at the next redraw
-        self.widget.observe(self._view_restyled, names=["_js2py_restyle", "_js2py_update"])
+        widget.observe(self._view_restyled, names=["_js2py_restyle", "_js2py_update"])
+        if highlight is not None:
+            widget.observe(self._hovered, names="_js2py_pointsCallback")
         self._persist()
 
     def _view_restyled(self, change: dict[str, Any]) -> None:
@@ -112,11 +123,59 @@ class LiveFigure:
             self._from_views.update(range(len(self._state)) if traces is None else
                                     [traces] if isinstance(traces, int) else traces)
 
+    def _hovered(self, change: dict[str, Any]) -> None:
+        message = change["new"]
+        if message and message.get("event_type") in ("plotly_hover", "plotly_unhover"):
+            traces = (message.get("points") or {}).get("trace_indexes") or []
+            self.highlight(traces[0] if message["event_type"] == "plotly_hover" and traces else None)
+
+    def highlight(self, index: int | None) -> None:
+        """Draw trace ``index`` with the thicker line given as ``highlight`` (None: every trace as drawn); a view
+        calls it as the pointer moves onto and off a trace. Two traces' line widths travel, nothing else."""
+        with self._lock:
+            if index == self._highlighted or self._highlight is None:
+                return
+            edits = {}
+            for i, wide in ((self._highlighted, False), (index, True)):
+                if i is not None and 0 <= i < min(len(self._drawn), len(self._source)):
+                    width = self._highlight if wide else (self._source[i].get("line") or {}).get("width", 2)
+                    edits[i] = {"line.width": width}
+                    self._drawn[i] = {**self._drawn[i], "line": {**(self._drawn[i].get("line") or {}), "width": width}}
+            self._highlighted = index
+            with self.widget.batch_update():  # not saved in the widget's state: a passing pointer is no data
+                for i, edit in edits.items():
+                    self.widget._batch_trace_edits[i] = edit
+
+    def theme(self, template: Mapping[str, Any], colours: Mapping[str, str] | None = None) -> None:
+        """Draw with ``template`` (a layout's ``template`` value) and trace colours swapped as ``colours`` says
+        (``{"black": "#e6e6e6"}`` on a dark page), from now on, redraws and :meth:`show` included."""
+        with self._lock:
+            self._template, self._colours = template, dict(colours or {})
+            self.update(self._source, {"template": _detach(template)})
+
+    def _recolour(self, trace: dict[str, Any]) -> dict[str, Any]:
+        """``trace`` with the theme's colour swaps applied to its marker, line and text colours."""
+        swaps = self._colours
+        if not swaps:
+            return trace
+        out = trace
+        for part in ("marker", "line", "textfont"):
+            value = trace.get(part)
+            colour = value.get("color") if isinstance(value, dict) else None
+            if isinstance(colour, str) and colour in swaps:
+                out = dict(out) if out is trace else out
+                out[part] = {**value, "color": swaps[colour]}
+        return out
+
     def show(self, fig: Any) -> None:
         """Redraw as ``fig`` (a ``plotly.graph_objects.Figure``), in open views and in the saved state."""
         layout = fig.layout.to_plotly_json()
+        layout.pop("width", None)
+        layout["autosize"] = True
         if self._height is not None:
             layout["height"] = self._height
+        if self._template is not None:
+            layout["template"] = _detach(self._template)
         with self._lock:
             self.update([trace.to_plotly_json() for trace in fig.data], layout_changes(self.widget._layout, layout))
 
@@ -136,8 +195,15 @@ class LiveFigure:
         relayout = dict(layout or {})
         with self._lock:
             widget = self.widget
-            given = [_plain(trace) for trace in data]
-            if [t.get("type", "scatter") for t in given] != [t.get("type", "scatter") for t in self._drawn]:
+            self._source = [_plain(trace) for trace in data]
+            given = [self._recolour(trace) for trace in self._source]  # a new list: _source stays as given
+            replace = [t.get("type", "scatter") for t in given] != [t.get("type", "scatter") for t in self._drawn]
+            if replace or (self._highlighted or 0) >= len(given):
+                self._highlighted = None
+            elif self._highlighted is not None:  # the hovered trace stays thick through redraws
+                i = self._highlighted
+                given[i] = {**given[i], "line": {**(given[i].get("line") or {}), "width": self._highlight}}
+            if replace:
                 widget.data = ()  # other traces: replace them all (plotly validates the new ones)
                 widget.add_traces([_detach(trace) for trace in given])
                 if relayout:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .._checks import check_number, param_error
-from .._format import budget_label, flops, human, loss
+from .._format import flops, human, loss
 from ..handle import SweepHandle
 from ..live import (Snapshot, backtest_table, curves_figure, curves_update, duration, html_table, isoflops_figure,
                     isoflops_update, laws_figure, laws_update, runs_table, snapshot, status_counts, targets_for)
@@ -20,6 +20,8 @@ from ..result import Result
 from ..runner import run_sweep
 from ..schema import FINISHED
 from ._deps import widgets
+from .dashboard import (Notes, adaptive_html, close_tree, layout, live_look, pin_isoflops_axes, pin_laws_axes,
+                        short_title)
 from .figure import LiveFigure
 
 logger = logging.getLogger(__name__)
@@ -94,24 +96,26 @@ class SweepMonitor:
         self.stop_button.on_click(lambda _: self.stop())
         self.bars: dict[str, Any] = {}
         self._bar_state: dict[str, tuple[Any, Any]] = {}  # run_id -> (status, steps) its bar shows
-        self.runs_box = W.VBox(self._run_rows(results), layout=W.Layout(max_height="200px", overflow="auto"))
-        self.isoflops = LiveFigure(isoflops_figure(self.snapshot), height=430)
-        self.laws = LiveFigure(laws_figure(self.snapshot, self.targets), height=380)
-        self.curves = LiveFigure(curves_figure(self._finished_curves, results), height=330)
+        self.runs_box = W.VBox(self._run_rows(results), layout=W.Layout(max_height="300px", overflow="auto"))
+        self.isoflops = LiveFigure(pin_isoflops_axes(live_look(isoflops_figure(self.snapshot)), results["params"]),
+                                   height=430)
+        laws = laws_figure(self.snapshot, self.targets)
+        self.laws = LiveFigure(pin_laws_axes(live_look(laws), results, self.targets), height=430)
+        self.curves = LiveFigure(live_look(curves_figure(self._finished_curves, results)), height=380, highlight=3.5)
         self.table = W.HTML()
         self.optima = W.HTML()
         self.backtest = W.HTML()  # once 4 budgets have a located minimum: the largest predicted from the others
-        self.notes = W.HTML()
+        self.notes = Notes()
         self.adaptive = W.HTML()  # an adaptive sweep: its precision so far against the target, and why runs came
         self._adaptive: dict[str, Any] | None = None
         self._why: dict[str, int] = {}  # reason -> runs proposed for it
-        tables = W.HBox([W.VBox([W.HTML("<b>Runs</b>"), self.table],
-                                layout=W.Layout(max_height="320px", overflow="auto", width="55%")),
-                         W.VBox([W.HTML("<b>Optima so far</b>"), self.optima, self.backtest],
-                                layout=W.Layout(width="45%"))])
-        self.widget = W.VBox([W.HBox([self.overall, self.stop_button, self.status]), self.adaptive, self.runs_box,
-                              self.isoflops.widget, self.laws.widget, self.curves.widget, tables, self.notes])
-        self.widget.add_class("flops-fit-monitor")
+        runs = W.Tab([W.Box([self.table], layout=W.Layout(max_height="300px", overflow="auto")), self.runs_box],
+                     titles=("Runs", "Progress"))
+        side = [W.HTML("<b>Optima so far</b>"), self.optima, self.backtest, runs]
+        self.widget, self.page = layout(header=W.HBox([self.overall, self.stop_button, self.status],
+                                                      layout=W.Layout(flex_flow="row wrap", align_items="center")),
+                                        adaptive=self.adaptive, isoflops=self.isoflops, laws=self.laws,
+                                        curves=self.curves, side=side, notes=self.notes)
         self.table.add_class("flops-fit-runs")
         self._thread = threading.Thread(target=self._loop, name="flops_fit-monitor", daemon=True)
         self._thread.start()
@@ -121,10 +125,10 @@ class SweepMonitor:
         W = widgets("SweepMonitor")
         rows = []
         for row in results.itertuples():
-            bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="180px"))
+            bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="35%"))
             self.bars[row.run_id] = bar
-            label = W.HTML(f"<span title='run {escape(str(row.run_id))}'>{budget_label(row.budget)} FLOPs · "
-                           f"N={human(row.params)} · D={human(row.tokens)}</span>", layout=W.Layout(width="300px"))
+            label = W.HTML(f"<span title='run {escape(str(row.run_id))}'>{flops(row.budget)} FLOPs · "
+                           f"N={human(row.params)} · D={human(row.tokens)}</span>", layout=W.Layout(width="65%"))
             rows.append(W.HBox([label, bar], layout=W.Layout(flex="0 0 auto")))  # rows keep their height
         return rows
 
@@ -189,7 +193,7 @@ class SweepMonitor:
                 self.refresh(final=over)
             except Exception as exc:  # a display bug must not hide the sweep's own progress
                 logger.exception("SweepMonitor could not redraw")
-                self.notes.value = f"<span style='color:crimson'>display error: {escape(repr(exc))}</span>"
+                self.notes.error(f"display error: {exc!r}")
             if over:
                 with self._lock:
                     self._over = True
@@ -224,14 +228,13 @@ class SweepMonitor:
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
                 self.snapshot = snapshot(results, extrapolate_to=self.targets, spec=self.handle.spec)
-                self.isoflops.update(*isoflops_update(self.snapshot))  # first: where a run's point shows
+                self.isoflops.update(*short_title(isoflops_update(self.snapshot)))  # first: where a run's point shows
                 self.table.value = html_table(runs_table(results))
-                self.laws.update(*laws_update(self.snapshot, self.targets))
+                self.laws.update(*short_title(laws_update(self.snapshot, self.targets)))
                 self.optima.value = self._optima_html()
                 self._backtest_of = None  # drawn from an older fit
                 self._curves_due = True
-                self.notes.value = "".join(f"<div style='color:#8a6d3b'>{escape(n)}</div>"
-                                           for n in self.snapshot.notes)
+                self.notes.show(self.snapshot.notes)
             if final and counts["pending"]:  # the sweep is over: they will not run (until run again)
                 self.table.value = html_table(runs_table(results).replace({"status": {"pending": "not run"}}))
             self._eta = (eta(results), time.perf_counter())
@@ -365,34 +368,3 @@ def eta(results: pd.DataFrame) -> float | None:
         return None
     left = results[~results["status"].isin(FINISHED)]
     return rate[1] * len(left) if rate[0] == "run" else float(left["flops"].sum()) / rate[1]
-
-
-def close_tree(root: Any) -> None:
-    """Close ``root`` and every widget it holds: children, figures, layouts and styles."""
-    W = widgets("SweepMonitor")
-    stack, seen = [root], set()
-    while stack:
-        widget = stack.pop()
-        if id(widget) in seen:
-            continue
-        seen.add(id(widget))
-        for value in list(getattr(widget, "_trait_values", {}).values()):  # raw traits: a plotly layout is no widget
-            items = value if isinstance(value, (list, tuple)) else (value,)
-            stack.extend(v for v in items if isinstance(v, W.Widget))
-        widget.close()
-
-
-def adaptive_html(event: dict[str, Any], why: dict[str, int]) -> str:
-    """An adaptive sweep's state after its latest batch: precision against the target, FLOPs spent, why runs
-    were added, and why it stopped."""
-    precision, target = event["precision"], event["target_precision"]
-    reached = (f"N_opt known within <b>+-{precision:.1%}</b>" if precision != float("inf")
-               else "N_opt not yet known (a power law needs bracketed budgets and spare runs)")
-    added = ", ".join(f"{n} {reason}" for reason, n in why.items()) or "none yet"
-    text = (f"<b>adaptive</b>: {reached}, target +-{target:.0%}; {event['spent']:.3g} FLOPs spent; "
-            f"runs added: {escape(added)}")
-    if event["stop"]:
-        text += f"<br>stopped: {escape(event['stop'])}"
-    elif event["reasons"]:
-        text += f"; next: {escape(', '.join(event['reasons']))}"
-    return f"<div class='flops-fit-adaptive'>{text}</div>"
