@@ -25,10 +25,13 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m flops_fit.examples.example_quickstart --out flops_fit_output
 
 # the layering contracts first (pyproject.toml); tests never reach a model or dataset hub: loaders fail
-# fast offline and fall back to local data
+# fast offline and fall back to local data. One torch/BLAS thread per process: the tests' models are tiny and
+# several processes (pytest, sweep workers, kernels, servers) share the cores; with a thread pool each, torch's
+# threads spin against each other and the same training costs several times the CPU (tests/conftest.py too)
 test: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
-	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest flops_fit tests --nbmake notebooks --durations=15
+	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(BIN)/python -m pytest flops_fit tests --nbmake notebooks --durations=15
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_speed.py

@@ -7,6 +7,11 @@ import pytest
 # tests never reach a model or dataset hub: loaders are fed local files
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# one torch/BLAS thread per process (before torch loads; inherited by workers, kernels and CLI subprocesses): the
+# models here are tiny and several processes share the cores, where torch's thread pools spin against each other
+# and the same training costs several times the CPU (`make test` sets these too)
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 from flops_fit import PlantedLaw, plan_sweep, run_sweep
 from flops_fit.examples import GPT
