@@ -157,3 +157,23 @@ def test_dask_gets_the_data_once_by_scatter(data):
         assert results["status"].eq("completed").all()
         assert CountedData.pickles - before == 1
         assert not client.who_has()  # the scattered job is released when the sweep ends
+
+
+def test_ff_train_workers_trains_on_a_process_pool(tmp_path, capsys):
+    from hydra import compose, initialize_config_module
+
+    from flops_fit.cli import run_plan, run_train
+
+    def stage(name, *overrides):
+        with initialize_config_module(config_module="flops_fit.conf", version_base="1.3"):
+            return compose(name, overrides=list(overrides))
+
+    gpt = ["model.n_layer=1", "+model.vocab_size=256", "+model.block_size=16", "+model.n_head=2"]
+    run_plan(stage("plan", f"sweep_dir={tmp_path}", *gpt, "compute.budgets=[5e9]", "planning.points_per_budget=3",
+                   "planning.tokens_per_param=50", "planning.size_span=3", "planning.multiple_of=2"))
+    with pytest.raises(ValueError, match="workers must be an integer, e.g. workers=2"):
+        run_train(stage("train", f"sweep_dir={tmp_path}", "mode=local", "workers=two"))
+    results = run_train(stage("train", f"sweep_dir={tmp_path}", "mode=local", "workers=2", "run_timeout=600",
+                              "dataset.seq_len=16", "+dataset.max_bytes=100000", "train.batch_size=64"))
+    assert results["status"].eq("completed").all() and len(results) == 3
+    assert "3 runs in" in capsys.readouterr().out

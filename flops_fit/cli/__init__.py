@@ -176,14 +176,21 @@ def run_train(cfg: DictConfig) -> Any:
         spec = PlanSpec.from_options(spec, {**loop, "model_kwargs": settings}, "ff-train")
         if spec.strategy == "adaptive" and not ("reason" in plan.columns and plan["reason"].isin(REASONS).all()):
             plan = _adaptive_start(store, plan, spec, factory, size_param, mode, dataset, config)
+    workers = None if cfg.get("workers") is None else _number(cfg, "workers", int, "2")
+    timeout = None if cfg.get("run_timeout") is None else _number(cfg, "run_timeout", float, "3600")
+    executor = ff.process_pool(workers) if workers is not None else None  # runs side by side on this machine
     common = dict(store=str(sweep_dir), retry_failed=retry_failed, model_size_param=size_param,
-                  model_kwargs=settings, spec=spec, callbacks=_callbacks(cfg))
-    if mode == "mock":
-        results = ff.run_sweep(plan, factory, mode="mock", seed=seed,
-                               law=ff.PlantedLaw(**OmegaConf.to_container(cfg.law)), **common)
-    else:
-        results = ff.run_sweep(plan, factory, dataset, loss, mode=mode, train_config=config, eval_dataset=held,
-                               **common)
+                  model_kwargs=settings, spec=spec, callbacks=_callbacks(cfg), executor=executor, run_timeout=timeout)
+    try:
+        if mode == "mock":
+            results = ff.run_sweep(plan, factory, mode="mock", seed=seed,
+                                   law=ff.PlantedLaw(**OmegaConf.to_container(cfg.law)), **common)
+        else:
+            results = ff.run_sweep(plan, factory, dataset, loss, mode=mode, train_config=config,
+                                   eval_dataset=held, **common)
+    finally:
+        if executor is not None:
+            executor.shutdown()
     counts = results["status"].value_counts().to_dict()
     print(f"{len(results)} runs in {sweep_dir}: {counts}")
     print(f"next: ff-analyze sweep_dir={sweep_dir}")
