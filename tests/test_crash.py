@@ -14,14 +14,20 @@ SCRIPT = textwrap.dedent("""
 
     root, log = sys.argv[1], sys.argv[2]
 
-    def note(event):
-        if event["type"] in ("run_start", "run_end"):
+    stepped = set()
+
+    def note(event):  # run_start and run_end, and each run's first logged step
+        if event["type"] == "step":
+            if event["run_id"] in stepped:
+                return
+            stepped.add(event["run_id"])
+        if event["type"] in ("run_start", "step", "run_end"):
             with open(log, "a") as handle:
                 handle.write(f"{event['type']} {event['run_id']} {event.get('status', '')}\\n")
                 handle.flush()
 
     train, held = stdlib_datasets(seq_len=16, max_bytes=200_000)
-    plan = ff.plan_sweep(GPT, "d_model", [1e10, 2e10], points_per_budget=3, tokens_per_param=100, size_span=10,
+    plan = ff.plan_sweep(GPT, "d_model", [5e9, 1e10], points_per_budget=3, tokens_per_param=50, size_span=3,
                          multiple_of=2, model_kwargs={"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2})
     ff.run_sweep(plan, GPT, train, lm_loss, mode="local", eval_dataset=held, store=root, callbacks=[note],
                  train_config=ff.TrainConfig(batch_size=32), progress=False)
@@ -34,25 +40,25 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(root), str(log)])
     try:
         deadline, ready = time.time() + 600, False
-        while time.time() < deadline:  # wait until 2 runs are recorded and a third has started
+        # wait until 3 runs are recorded and the fourth (the longest, ~1,100 steps) has logged its first step
+        while time.time() < deadline:
             events = log.read_text().splitlines() if log.exists() else []
             ends = [e for e in events if e.startswith("run_end")]
-            if len(ends) >= 2 and events and events[-1].startswith("run_start"):
+            if len(ends) >= 3 and events and events[-1].startswith("step"):
                 ready = True
                 break
             assert proc.poll() is None, "the sweep finished before it could be killed"
             time.sleep(0.02)
-        assert ready, "the sweep did not reach its third run in time"
-        time.sleep(0.2)  # well inside the third run
-        proc.send_signal(signal.SIGKILL)
+        assert ready, "the sweep did not reach its fourth run in time"
+        proc.send_signal(signal.SIGKILL)  # a few steps into it
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     before = {p.name: p.read_bytes() for p in (root / "runs").glob("*.json")}
     first_log = log.read_text().splitlines()
-    assert len(before) >= 2 and first_log[-1].startswith("run_start")  # killed mid-run
-    interrupted = first_log[-1].split()[1]
+    interrupted = [e for e in first_log if e.startswith("run_start")][-1].split()[1]
+    assert len(before) >= 3 and f"run_end {interrupted}" not in " ".join(first_log)  # killed mid-run
     assert interrupted + ".json" not in before
 
     subprocess.run([sys.executable, str(script), str(root), str(log)], check=True, timeout=300)
