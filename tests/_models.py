@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +69,19 @@ class CountedData:
         type(self).pickles += 1
         type(self).pickled_bytes += len(pickle.dumps(self.inner))
         return self.__dict__
+
+
+class LockedData:
+    """A dataset holding a lock: it cannot be pickled, so it cannot reach another process."""
+
+    def __init__(self, data):
+        self.data, self.lock = data, threading.Lock()
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i]
 
 
 def worker_threads():

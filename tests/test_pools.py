@@ -12,7 +12,7 @@ import pytest
 
 import flops_fit as ff
 from flops_fit.examples import lm_loss, stdlib_datasets
-from tests._models import CountedData, OddGPT, worker_threads
+from tests._models import CountedData, LockedData, OddGPT, worker_threads
 
 KWARGS = {"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2}
 CONFIG = ff.TrainConfig(batch_size=32)
@@ -56,19 +56,6 @@ def test_a_fork_pool_is_refused_for_a_local_sweep_within_seconds(data):
     assert time.perf_counter() - start < 5
     with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as pool:  # mock mode has no torch to hang
         assert ff.run_sweep(plan, mode="mock", executor=pool)["status"].eq("completed").all()
-
-
-class LockedData:
-    """A dataset holding an open lock: it cannot be pickled."""
-
-    def __init__(self, inner):
-        self.inner, self.lock = inner, threading.Lock()
-
-    def __len__(self):
-        return len(self.inner)
-
-    def __getitem__(self, index):
-        return self.inner[index]
 
 
 def test_an_unpicklable_dataset_is_named_before_any_run(data):

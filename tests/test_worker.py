@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from flops_fit import shipping, worker
 from flops_fit.claims import alive as _alive
 from flops_fit.examples import GPT, lm_loss, stdlib_datasets
 from flops_fit.store import SweepStore
-from tests._models import OddGPT
+from tests._models import LockedData, OddGPT
 
 SETTINGS = {"vocab_size": 256, "n_layer": 1, "block_size": 16, "n_head": 2}
 
@@ -109,19 +108,6 @@ def test_a_worker_that_dies_costs_only_its_run(data):
         assert f"worker process died (killed by {signal_name}" in results.loc[size, "error"]
 
 
-class LockedData:
-    """A dataset holding a lock: it cannot be pickled, so it cannot reach another process."""
-
-    def __init__(self, data):
-        self.data, self.lock = data, threading.Lock()
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, i):
-        return self.data[i]
-
-
 def test_what_cannot_be_sent_trains_in_the_thread_with_a_warning(data):
     train, held, config = data
     plan = odd_plan(data)
@@ -159,7 +145,7 @@ KERNEL = textwrap.dedent("""
     import sys, time
     import flops_fit as ff
     from flops_fit.examples import lm_loss, stdlib_datasets
-    from tests._models import OddGPT
+    from tests._models import LockedData, OddGPT
 
     train, held = stdlib_datasets(seq_len=16, max_bytes=30_000)
     config = ff.TrainConfig(batch_size=16)
