@@ -16,7 +16,7 @@ from flops_fit.examples import GPT  # noqa: E402
 from flops_fit.live import curves_update, laws_update  # noqa: E402
 from flops_fit.visualizer.axes import log_ticks, power_label, scaling_laws_ranges  # noqa: E402
 from flops_fit.widgets import SweepDesigner, SweepMonitor  # noqa: E402
-from flops_fit.widgets.dashboard import NOTES_HEIGHT, Notes, wrap  # noqa: E402
+from flops_fit.widgets.dashboard import NOTES_HEIGHT, Notes  # noqa: E402
 from flops_fit.widgets.page import PageWatch  # noqa: E402
 
 GPT4 = {"n_layer": 4}
@@ -176,13 +176,6 @@ def test_figures_follow_the_pages_theme(done):
     monitor.page.theme = "light"
     assert [f.widget.layout.template.layout.font.color for f in figures] == light
     assert all(t.marker.color == "black" for t in monitor.laws.widget.data if t.name == "IsoFLOP optima")
-
-
-def test_long_titles_wrap_instead_of_being_cut():
-    title = "Compute-optimal scaling: the power laws appear once 2 budgets have a located minimum (0 so far)"
-    lines = wrap(title).split("<br>")
-    assert len(lines) == 2 and all(len(line) <= 60 for line in lines) and " ".join(lines) == title
-    assert wrap("short") == "short"
 
 
 def test_the_band_shows_even_when_narrow(done):

@@ -7,7 +7,6 @@ they show comes from :mod:`flops_fit.live`.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -22,7 +21,6 @@ from .figure import LiveFigure
 
 COLUMN = "440px"  # the narrowest a figure column gets before the grid stacks the figures
 NOTES_HEIGHT = "6.5em"  # the notes area keeps this height, however many notes there are
-TITLE_WIDTH = 60  # characters in a line of a figure's title
 
 
 def columns(children: Sequence[Any], least: str = COLUMN) -> Any:
@@ -108,32 +106,11 @@ def pin_laws_axes(fig: Any, plan: pd.DataFrame, targets: Sequence[float]) -> Any
     return fig
 
 
-def wrap(title: str, width: int = TITLE_WIDTH) -> str:
-    """A figure title broken into lines of about ``width`` characters (plotly does not wrap titles: a long one
-    is cut off in a narrow figure)."""
-    if len(title) <= width:
-        return title
-    lines = -(-len(title) // width)  # as few lines as the width allows, each about as long as the others
-    size = -(-len(title) // lines)
-    while len(wrapped := textwrap.wrap(title, size)) > lines:
-        size += 1
-    return "<br>".join(wrapped)
-
-
-def short_title(update: tuple[Any, dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
-    """A live figure's update (``data, layout``) with its title :func:`wrap`-ped."""
-    data, changes = update
-    if "title.text" in changes:
-        changes = {**changes, "title.text": wrap(changes["title.text"])}
-    return data, changes
-
-
 def live_look(fig: Any) -> Any:
     """A figure as the dashboard draws it: no fixed width, see-through (the light theme until the page says
-    otherwise), a title that wraps instead of being cut, margins that leave the plot most of a narrow cell."""
+    otherwise), a smaller title, margins that leave the plot most of a narrow cell."""
     return fig.update_layout(paper_bgcolor=CLEAR, plot_bgcolor=CLEAR, width=None, autosize=True,
-                             title={"text": wrap(fig.layout.title.text or ""), "font": {"size": 15}},
-                             margin={"l": 60, "r": 20, "t": 80, "b": 50},
+                             title_font_size=14, margin={"l": 60, "r": 20, "t": 70, "b": 50},
                              # the legend in a row under the plot: beside it, it took a third of a narrow cell
                              legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"})
 

@@ -20,8 +20,7 @@ from ..result import Result
 from ..runner import run_sweep
 from ..schema import FINISHED
 from ._deps import widgets
-from .dashboard import (Notes, adaptive_html, close_tree, layout, live_look, pin_isoflops_axes, pin_laws_axes,
-                        short_title)
+from .dashboard import Notes, adaptive_html, close_tree, layout, live_look, pin_isoflops_axes, pin_laws_axes
 from .figure import LiveFigure
 
 logger = logging.getLogger(__name__)
@@ -228,9 +227,9 @@ class SweepMonitor:
             if finished != self._drawn_finished:
                 self._drawn_finished = finished
                 self.snapshot = snapshot(results, extrapolate_to=self.targets, spec=self.handle.spec)
-                self.isoflops.update(*short_title(isoflops_update(self.snapshot)))  # first: where a run's point shows
+                self.isoflops.update(*isoflops_update(self.snapshot))  # first: where a run's point shows
                 self.table.value = html_table(runs_table(results))
-                self.laws.update(*short_title(laws_update(self.snapshot, self.targets)))
+                self.laws.update(*laws_update(self.snapshot, self.targets))
                 self.optima.value = self._optima_html()
                 self._backtest_of = None  # drawn from an older fit
                 self._curves_due = True
