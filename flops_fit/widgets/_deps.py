@@ -31,3 +31,11 @@ def figure_widget(what: str) -> Any:
     require_widgets(what)
     go, _ = _deps.plotly()
     return go.FigureWidget
+
+
+def any_widget(what: str) -> type:
+    """``anywidget.AnyWidget``, the base of widgets drawn by their own JavaScript."""
+    require_widgets(what)
+    import anywidget
+
+    return anywidget.AnyWidget

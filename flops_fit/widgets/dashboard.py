@@ -16,8 +16,9 @@ import pandas as pd
 
 from ..visualizer.axes import log_ticks, power_label, scaling_laws_ranges
 from ..visualizer.theme import CLEAR, live_template, theme_colours
-from ._deps import require_widgets, widgets
+from ._deps import widgets
 from .figure import LiveFigure
+from .page import PageWatch
 
 COLUMN = "440px"  # the narrowest a figure column gets before the grid stacks the figures
 NOTES_HEIGHT = "6.5em"  # the notes area keeps this height, however many notes there are
@@ -79,9 +80,6 @@ def follow_theme(figures: Sequence[LiveFigure], theme: str) -> None:
 def page_watch(figures: Sequence[LiveFigure]) -> Any:
     """A :class:`~flops_fit.widgets.page.PageWatch` that keeps ``figures`` as wide as their cells and draws them for
     the page's theme as it changes."""
-    require_widgets("SweepMonitor")
-    from .page import PageWatch  # needs anywidget, checked just above
-
     watch = PageWatch()
     watch.observe(lambda change: follow_theme(figures, change["new"]), names="theme")
     return watch

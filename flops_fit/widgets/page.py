@@ -9,13 +9,14 @@ window ``resize`` event plotly listens to; it does so again when a figure beside
 It also reports JupyterLab's light or dark theme (``data-jp-theme-light`` on the page's body), and
 follows it when the user switches, so the kernel can draw the figures to match.
 
-Import this module only after :func:`~flops_fit.widgets._deps.require_widgets` (it needs anywidget).
+Importing this module without anywidget raises an ImportError that says what to install.
 """
 
 from __future__ import annotations
 
-import anywidget
 import traitlets
+
+from ._deps import any_widget
 
 _ESM = """
 function isDark() {
@@ -75,7 +76,7 @@ export default { render };
 """
 
 
-class PageWatch(anywidget.AnyWidget):
+class PageWatch(any_widget("SweepMonitor")):  # type: ignore[misc]
     """An invisible widget that keeps plotly figures beside it as wide as their containers and reports the page.
 
     Attributes
