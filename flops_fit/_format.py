@@ -2,7 +2,7 @@
 
 Every repr and table formats through these, so a number reads the same wherever it appears:
 counts (N, D) with SI suffixes (``2.98M``, ``306B``), FLOP counts in scientific notation
-(``1.00e+17``; legends use the shorter :func:`budget_label`), losses to 3 decimals, exponents to 3,
+(``1.00e+17``, in tables, notes and legends alike), losses to 3 decimals, exponents to 3,
 ratios such as D/N to 1. :class:`ReadableFrame` is a DataFrame that a notebook shows with these
 formats and a legend of its columns.
 """
@@ -46,15 +46,6 @@ def flops(value: float) -> str:
     ('1.00e+17', '5.76e+23')
     """
     return f"{float(value):.2e}"
-
-
-def budget_label(value: float) -> str:
-    """1e17 -> '1e17', 2.5e18 -> '2.5e18': how FLOP budgets are written in legends.
-
-    >>> budget_label(1e17), budget_label(2.5e18), budget_label(3e11)
-    ('1e17', '2.5e18', '3e11')
-    """
-    return f"{value:.3g}".replace("e+", "e").replace("e0", "e")
 
 
 def loss(value: float) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ._format import budget_label, human
+from ._format import flops, human
 from .result import Result, default_targets
 from .schema import FINISHED, LAW_COLUMNS, OPTIMA_COLUMNS, Status
 from .spec import PlanSpec
@@ -88,7 +88,7 @@ def duration(seconds: float) -> str:
 def plan_table(plan: pd.DataFrame) -> pd.DataFrame:
     """The plan as people read it: budget, knob value, N, D and D/N per run."""
     return pd.DataFrame({
-        "budget": plan["budget"].map(budget_label),
+        "budget": plan["budget"].map(flops),
         "size": plan["size"].astype(int),
         "N": plan["params"].map(human),
         "D": plan["tokens"].map(human),
@@ -100,7 +100,7 @@ def runs_table(results: pd.DataFrame) -> pd.DataFrame:
     """Every planned run with its status and, once finished, its loss."""
     loss = pd.to_numeric(results["loss"], errors="coerce") if "loss" in results else pd.Series(np.nan, results.index)
     return pd.DataFrame({
-        "budget": results["budget"].map(budget_label),
+        "budget": results["budget"].map(flops),
         "N": results["params"].map(human),
         "D": results["tokens"].map(human),
         "status": results["status"].astype(str),
@@ -203,7 +203,7 @@ def plain_notes(snap: Snapshot) -> list[str]:
                     words = {k: v for k, v in found.groupdict().items() if v is not None}
                     words.setdefault("law", "power")
                     if "budgets" in words:
-                        words["budgets"] = ", ".join(budget_label(float(b)) for b in words["budgets"].split(", "))
+                        words["budgets"] = ", ".join(flops(float(b)) for b in words["budgets"].split(", "))
                     notes.append(plain.format(located=located, **words))
                 break
         else:
@@ -212,7 +212,7 @@ def plain_notes(snap: Snapshot) -> list[str]:
         status = snap.results["status"].to_numpy(dtype=object)
         waiting = snap.results.loc[np.isin(status, [Status.PENDING.value, Status.RUNNING.value]), ["budget", "params"]]
         edges = unlocated_data(snap.result.optima, completed_runs(snap.results), waiting)
-        notes += [f"Budget {budget_label(b)}: {hint}." for b, hint in zip(edges["budget"], edges["hint"])]
+        notes += [f"Budget {flops(b)}: {hint}." for b, hint in zip(edges["budget"], edges["hint"])]
     return list(dict.fromkeys(notes))
 
 
@@ -222,7 +222,7 @@ def readable_backtest(backtest: pd.DataFrame) -> pd.DataFrame:
     shown = {"params": human, "loss": lambda v: f"{v:.3f}"}
     quantities = backtest["quantity"]
     return pd.DataFrame({
-        "budget": backtest["budget"].map(budget_label),
+        "budget": backtest["budget"].map(flops),
         "quantity": quantities.map({"params": "N_opt", "loss": "loss"}),
         "predicted": [shown[q](v) for q, v in zip(quantities, backtest["predicted"])],
         "interval": [f"{shown[q](lo)}–{shown[q](hi)}" for q, lo, hi in zip(quantities, backtest["low"],

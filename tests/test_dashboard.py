@@ -128,7 +128,7 @@ def test_notes_keep_their_height_and_fold_away():
     body = notes.widget.children[0]
     assert body.layout.height == NOTES_HEIGHT and body.layout.overflow == "auto"
     assert notes.widget.titles == ("Notes",) and "nothing to note" in notes.html.value
-    notes.show(["Budget 1e17: its curve is fitted once 3 sizes have finished."] * 1 + ["Another <note>"])
+    notes.show(["Budget 1.00e+17: its curve is fitted once 3 sizes have finished."] * 1 + ["Another <note>"])
     assert notes.widget.titles == ("Notes (2)",) and "&lt;note&gt;" in notes.html.value
     assert body.layout.height == NOTES_HEIGHT  # the same height with notes as without
     notes.widget.selected_index = None  # folded by the user

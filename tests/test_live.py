@@ -51,7 +51,7 @@ def test_plan_summary_and_table(finished):
     assert math.isclose(local["seconds"], local["total_flops"] / 1e12)
     assert math.isnan(plan_summary(plan, "local")["seconds"]) and duration(float("nan")) == "unknown"
     table = plan_table(plan)
-    assert list(table.columns) == ["budget", "size", "N", "D", "D/N"] and table["budget"].iloc[0] == "1e17"
+    assert list(table.columns) == ["budget", "size", "N", "D", "D/N"] and table["budget"].iloc[0] == "1.00e+17"
 
 
 def test_snapshot_grows_with_the_sweep(finished):
@@ -107,7 +107,7 @@ def test_backtest_appears_once_four_budgets_have_a_minimum():
     results = run_sweep(plan, mode="mock", seed=0)
     assert backtest_table(snapshot(results[results["budget"] < 1e20])) is None  # 3 budgets: not yet
     table = backtest_table(snapshot(results))
-    assert table["budget"].tolist() == ["1e20", "1e20"] and set(table["held"]) <= {"yes", "no"}
+    assert table["budget"].tolist() == ["1.00e+20", "1.00e+20"] and set(table["held"]) <= {"yes", "no"}
 
 
 def test_live_updates_draw_what_the_figures_show(finished):

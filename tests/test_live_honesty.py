@@ -54,7 +54,7 @@ def test_three_points_on_one_side_get_an_edge_marker_and_a_hint_not_a_star(finis
     assert marker["y"].tolist() == [results["loss"].iloc[edge]]
     assert marker["marker"]["symbol"] == [f"triangle-{side}-open"]
     assert f"minimum lies {side} of the sizes run so far" in marker["customdata"][0]  # the sizes still to run
-    assert f"Budget 1e17: minimum lies {side} of the sizes run so far" in " ".join(snap.notes)
+    assert f"Budget 1.00e+17: minimum lies {side} of the sizes run so far" in " ".join(snap.notes)
     # with no more runs to come, the hint says what to do
     runs = results.iloc[done]
     with pytest.warns(FitWarning, match=f"vertex outside the sampled sizes \\({'below' if side == 'left' else 'above'}"):
@@ -144,7 +144,7 @@ def test_loss_curves_shade_by_size_and_clip_the_spike(finished):
         mine = [c for c, b in zip(colours, results["budget"]) if b == budget]
         assert len(set(mine)) == len(mine)  # every size its own shade
     traces = curves_update(curves, results).data
-    assert "N=" in traces[0]["hovertemplate"] and "1e17 FLOPs" in traces[0]["hovertemplate"]
+    assert "N=" in traces[0]["hovertemplate"] and "1.00e+17 FLOPs" in traces[0]["hovertemplate"]
     top = loss_clip(curves)
     spike = curves.groupby("run_id")["loss"].first()
     assert curves["loss"].min() < top < spike.median() and top < spike.max() / 2  # the initial spike is cut off
