@@ -57,10 +57,11 @@ paced.widget.add_class("flops-fit-paced")
 paced"""
 
 # What the first monitor under a selector shows, read in one go (so the figure and the notes are read at the
-# same moment). The IsoFLOP plot is the one with star traces; per budget (its legend group, "1e17 FLOPs"):
+# same moment). The IsoFLOP plot is the one with star traces; per budget (its legend group, "1.00e+17 FLOPs"):
 # the run markers' x (not the stars, nor the hollow markers of runs not yet run, nor the hollow edge marker
 # of a minimum not located), the stars' x and the edge markers' count. ``unlocated``: the budgets the notes
-# name ("Budget 1e17: minimum lies right of ...", "Budget 1e17, 1e19: its curve is fitted once ...").
+# name ("Budget 1.00e+17: minimum lies right of ...", "Budget 1.00e+17, 1.00e+19: its curve is fitted once ...");
+# notes and legends write budgets with the one formatter (flops_fit._format.flops), so the two compare.
 STATE = r"""(selector) => {
   const root = document.querySelector(selector || '.flops-fit-designer');
   const monitor = root && root.querySelector('.flops-fit-monitor');
@@ -69,7 +70,7 @@ STATE = r"""(selector) => {
   const table = monitor.querySelector('.flops-fit-runs');
   const state = {points: -1, completed: table ? (table.textContent.match(/completed/g) || []).length : -1,
                  done: /done: \d+ completed/.test(text), runs: {}, stars: {}, edges: {}, unlocated: [], id: null};
-  for (const m of text.matchAll(/Budgets? ((?:[0-9.]+e[0-9]+)(?:(?:, | and )[0-9.]+e[0-9]+)*): /g))
+  for (const m of text.matchAll(/Budgets? ((?:[0-9.]+e[+-]?[0-9]+)(?:(?:, | and )[0-9.]+e[+-]?[0-9]+)*): /g))
     state.unlocated.push(...m[1].split(/, | and /));
   state.unlocated = [...new Set(state.unlocated)].sort();
   if (!monitor.dataset.flopsFitTest) monitor.dataset.flopsFitTest = String(Math.random());
