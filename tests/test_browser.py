@@ -116,6 +116,55 @@ WIDTHS = r"""(selector) => {
   };
 }"""
 
+# Diagnostics: what the page spends its time on. Counted from page load: window 'resize' events, plotly
+# figures rendered, websocket messages and bytes each way (kernel -> page: widget updates; page -> kernel:
+# e.g. the plotly views' layout and trace deltas) and long tasks; with Chrome's own Performance metrics.
+PROBE = r"""(() => {
+  const ff = window.__ff = {resize: 0, rendered: 0, received: 0, receivedBytes: 0, sent: 0, sentBytes: 0,
+                            longTasks: 0, longMs: 0, longest: 0};
+  window.addEventListener('resize', () => { ff.resize++; }, true);
+  document.addEventListener('plotlywidget-after-render', () => { ff.rendered++; });
+  const size = d => (typeof d === 'string' ? d.length : (d && (d.byteLength || d.size)) || 0);
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) { ff.sent++; ff.sentBytes += size(data); return send.call(this, data); };
+  const Socket = window.WebSocket;
+  window.WebSocket = class extends Socket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', e => { ff.received++; ff.receivedBytes += size(e.data); });
+    }
+  };
+  try {
+    new PerformanceObserver(list => list.getEntries().forEach(e => {
+      ff.longTasks++; ff.longMs += e.duration; ff.longest = Math.max(ff.longest, e.duration);
+    })).observe({entryTypes: ['longtask']});
+  } catch (e) {}
+})()"""
+PAGE_NOW = r"""() => {
+  const all = document.querySelectorAll('*');
+  const animations = document.getAnimations().map(a => (a.animationName || a.transitionProperty || a.constructor.name)
+    + ' on ' + (a.effect && a.effect.target ? (a.effect.target.className.baseVal ?? a.effect.target.className) : '?'));
+  const counts = {};
+  for (const a of animations) counts[a] = (counts[a] || 0) + 1;
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].map(p => {
+    const classes = {};
+    for (const e of p.querySelectorAll('svg *')) {
+      const c = e.tagName + '.' + String(e.className.baseVal ?? e.className).split(' ')[0];
+      classes[c] = (classes[c] || 0) + 1;
+    }
+    return Object.entries(classes).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([c, n]) => c + ':' + n).join(' ');
+  });
+  const big = {};
+  for (const e of all) {
+    const key = e.tagName + '.' + String(e.className.baseVal ?? e.className).split(' ')[0];
+    big[key] = (big[key] || 0) + 1;
+  }
+  return {top: Object.entries(big).sort((a, b) => b[1] - a[1]).slice(0, 12), perPlot: plots, elements: all.length, svg: document.querySelectorAll('svg *').length, plots: document.querySelectorAll(
+    '.js-plotly-plot').length, animations: counts, busy: document.querySelector('#jp-main-statusbar')?.textContent};
+}"""
+METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "LayoutCount",
+           "RecalcStyleCount", "JSHeapUsedSize", "Nodes")
+
 
 def _missing() -> str | None:
     if not Path(CHROMIUM).exists():
@@ -212,6 +261,9 @@ class Session:
         self.samples: dict[str, list[dict[str, Any]]] = {}  # which monitor -> the states seen while it ran
         self.done: set[str] = set()  # the steps that finished
         self.started = time.monotonic()
+        self.browser: Any = None
+        self.cdp: Any = None  # a Chrome DevTools session, for Performance metrics
+        self._probed: tuple[float, dict[str, float]] | None = None
         page.on("pageerror", lambda exc: self.events.append((self.phase, "pageerror", str(exc))))
         page.on("console", self._console)
         page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" on reload: yes
@@ -224,6 +276,40 @@ class Session:
     def mark(self, what: str) -> None:
         """Print how long the session has taken so far (pytest -s shows where the time goes)."""
         print(f"[{time.monotonic() - self.started:6.1f} s] {what}", flush=True)
+
+    def probe(self, what: str) -> None:
+        """Print what the page did since the previous probe: its counters (PROBE) and Chrome's metrics."""
+        try:
+            counters = self.page.evaluate("() => window.__ff || {}")
+            if os.environ.get("FLOPS_FIT_BROWSER_TRACE") == "1":
+                print(f"[probe] {what}: now " + json.dumps(self.page.evaluate(PAGE_NOW)), flush=True)
+            metrics = {m["name"]: m["value"] for m in self.cdp.send("Performance.getMetrics")["metrics"]}
+        except Exception as exc:  # a diagnostic: never the failure itself
+            print(f"probe failed: {exc!r}")
+            return
+        now, values = time.monotonic(), {**counters, **{k: metrics.get(k, 0) for k in METRICS}}
+        if self._probed is not None:
+            span, before = now - self._probed[0], self._probed[1]
+            delta = {k: round(v - before.get(k, 0), 2) for k, v in values.items() if k not in ("longest", "Nodes",
+                                                                                            "JSHeapUsedSize")}
+            print(f"[probe] {what}: over {span:.1f} s: {delta}; longest task so far {values.get('longest', 0):.0f} ms, "
+                  f"{values.get('Nodes', 0):.0f} nodes, heap {values.get('JSHeapUsedSize', 0) / 1e6:.0f} MB", flush=True)
+        self._probed = (now, values)
+
+    def trace(self, what: str, seconds: float) -> None:
+        """Record a Chrome trace for ``seconds`` and print where the page's main thread spent its time (self time
+        by event, and by the script a function call ran)."""
+        if os.environ.get("FLOPS_FIT_BROWSER_TRACE") != "1":
+            return
+        path = self.shots / "trace.json"
+        try:
+            self.browser.start_tracing(page=self.page, path=str(path), categories=[
+                "devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink.user_timing"])
+            time.sleep(seconds)
+            self.browser.stop_tracing()
+            print(f"[trace] {what}: {_trace_summary(json.loads(path.read_text()))}", flush=True)
+        except Exception as exc:  # a diagnostic: never the failure itself
+            print(f"trace failed: {exc!r}")
 
     def need(self, *steps: str) -> None:
         missing = [s for s in steps if s not in self.done]
@@ -243,6 +329,39 @@ class Session:
 
     def state(self, selector: str | None = None) -> dict[str, Any] | None:
         return self.page.evaluate(STATE, selector)
+
+
+def _trace_summary(trace: Any) -> str:
+    """The renderer main threads' self time in a Chrome trace, by event name (FunctionCall by script), top 25."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    main = {(e["pid"], e["tid"]) for e in events if e.get("name") == "thread_name"
+            and e.get("args", {}).get("name") == "CrRendererMain"}
+    spans = sorted(((e["ts"], e.get("dur", 0), e) for e in events if (e.get("pid"), e.get("tid")) in main
+                    and e.get("ph") == "X"), key=lambda t: (t[0], -t[1]))
+    selftime: dict[str, float] = {}
+    stack: list[list[Any]] = []  # [end, key, child time]
+
+    def close(until: float) -> None:
+        while stack and stack[-1][0] <= until:
+            end, key, child, dur = stack.pop()
+            selftime[key] = selftime.get(key, 0) + dur - child
+
+    total = 0.0
+    for ts, dur, e in spans:
+        close(ts)
+        data = e.get("args", {}).get("data") or {}
+        key = e["name"]
+        if key in ("FunctionCall", "EvaluateScript", "TimerFire", "EventDispatch", "FireAnimationFrame"):
+            where = data.get("url") or data.get("type") or ""
+            key = f"{key} {data.get('functionName', '')} {where.rsplit('/', 1)[-1][:40]}"
+        if stack:
+            stack[-1][2] += dur
+        else:
+            total += dur
+        stack.append([ts + dur, key, 0.0, dur])
+    close(float("inf"))
+    top = sorted(selftime.items(), key=lambda kv: -kv[1])[:25]
+    return f"busy {total / 1e3:.0f} ms; " + "; ".join(f"{k}: {v / 1e3:.0f} ms" for k, v in top)
 
 
 def _shrink(path: Path) -> None:
@@ -267,7 +386,11 @@ def session(lab, tmp_path_factory):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
+            page.add_init_script(PROBE)
             session = Session(page, url, home, shots)
+            session.browser = browser
+            session.cdp = page.context.new_cdp_session(page)
+            session.cdp.send("Performance.enable")
             yield session
             print(f"screenshots in {shots}; console errors and page errors: {session.events}")
         finally:
@@ -366,6 +489,9 @@ def test_app_runs_and_draws_every_run(session):
     assert "45 runs" in designer.text_content()
     assert s.state() is None  # nothing has run in the first app yet
     seen = _run_and_wait(s, "first", 45)
+    s.probe("first: done")
+    time.sleep(3)
+    s.probe("first: done, idle 3 s")
     # 45 runs of 0.05 s: on a busy machine the sweep can end before the browser has drawn its first figure, so
     # seeing points arrive is the paced app's check, not this one's
     print(f"first app: point counts seen once its figures were drawn: {sorted({st['points'] for st in seen})}")
@@ -378,12 +504,17 @@ def test_points_arrive_run_by_run_while_the_kernel_answers(session):
     s.need("first")
     page, paced = s.page, ".flops-fit-paced"
     page.locator(paced).scroll_into_view_if_needed()
+    s.probe("paced: before Run sweep")
     page.locator(paced).locator("button", has_text="Run sweep").click()
     _wait_for(s, lambda st: st is not None, 60, "the paced monitor to appear", paced)
     s.mark("paced: monitor on the page")
+    s.probe("paced: monitor on the page")
     _first_render(s, "paced", paced)
     s.mark("paced: figures drawn")
     seen = s.samples.setdefault("paced", [])
+    s.probe("paced: figures drawn")
+    s.trace("paced: running", 3.0)
+    s.probe("paced: running, traced")
     # the kernel stays free: run another cell while the sweep goes on
     cell = page.locator(".jp-CodeCell", has_text="the kernel answered at").first
     before = cell.locator(".jp-InputPrompt").text_content()
@@ -391,12 +522,14 @@ def test_points_arrive_run_by_run_while_the_kernel_answers(session):
     page.keyboard.press("Shift+Enter")
     deadline = time.monotonic() + 30
     while True:
+        seen.append(s.state(paced))  # the sweep's early states (few runs: budgets not located yet), for check 4
         now = cell.locator(".jp-InputPrompt").text_content()
         if now != before and "*" not in now:
             break
         assert time.monotonic() < deadline, f"the cell did not run while the sweep went on (prompt {now})"
         time.sleep(0.05)
     s.mark("a cell ran during the paced sweep")
+    s.probe("paced: a cell ran")
     during = s.state(paced)
     assert not during["done"] and during["completed"] < 27, \
         f"the cell only ran after the sweep ended ({during['completed']} runs completed by then)"
@@ -409,6 +542,7 @@ def test_points_arrive_run_by_run_while_the_kernel_answers(session):
     _wait_for(s, lambda st: st["points"] == 27 and st["completed"] == 27 and st["done"], 90,
               "27 points, 27 completed runs and 'done' in the paced app", paced, seen)
     s.mark("paced: done")
+    s.probe("paced: done")
     s.shot("dashboard_done.png", monitor)
     counts = sorted({st["points"] for st in seen})
     print(f"paced app: a cell ran with {during} of 27 runs completed; the running screenshot at {part_points}; "
