@@ -507,6 +507,11 @@ def test_points_arrive_run_by_run_while_the_kernel_answers(session):
     s.probe("paced: before Run sweep")
     page.locator(paced).locator("button", has_text="Run sweep").click()
     _wait_for(s, lambda st: st is not None, 60, "the paced monitor to appear", paced)
+    # the page itself also records the monitor's state every 0.1 s, screenshots and the cell's run included: check 4
+    # reads every stage of the sweep (budgets not yet located come and go within a second or two)
+    page.evaluate("([state, selector]) => { const read = eval(state); window.__ffSeen = []; window.__ffRecording = "
+                  "setInterval(() => { const st = read(selector); if (st) window.__ffSeen.push(st); }, 100); }",
+                  [STATE, paced])
     s.mark("paced: monitor on the page")
     s.probe("paced: monitor on the page")
     _first_render(s, "paced", paced)
@@ -542,6 +547,10 @@ def test_points_arrive_run_by_run_while_the_kernel_answers(session):
     _wait_for(s, lambda st: st["points"] == 27 and st["completed"] == 27 and st["done"], 90,
               "27 points, 27 completed runs and 'done' in the paced app", paced, seen)
     s.mark("paced: done")
+    recorded = page.evaluate("() => { clearInterval(window.__ffRecording); return window.__ffSeen; }")
+    s.samples["paced, recorded in the page"] = recorded
+    print(f"paced app: {len(recorded)} states recorded in the page, point counts "
+          f"{sorted({st['points'] for st in recorded})}")
     s.probe("paced: done")
     s.shot("dashboard_done.png", monitor)
     counts = sorted({st["points"] for st in seen})
@@ -608,6 +617,23 @@ def test_no_star_where_the_minimum_is_not_located(session):
     assert not problems, "stars where no minimum is located:\n" + "\n".join(dict.fromkeys(problems))
 
 
+def _save(s: Session) -> None:
+    """Save the notebook from the page and wait for the new file on disk, widget state and all."""
+    path = s.home / NOTEBOOK.name
+    before = path.stat().st_mtime_ns
+    _menu(s.page, "File", "Save Notebook")
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if path.stat().st_mtime_ns != before and "widgets" in json.loads(path.read_text())["metadata"]:
+                break
+        except ValueError:  # caught mid-write
+            pass
+        assert time.monotonic() < deadline, "saving the notebook did not finish in 120 s"
+        time.sleep(0.1)
+    s.mark("saved")
+
+
 def test_reruns_and_a_reload_leave_no_console_error(session):
     s = session
     s.need("first")
@@ -635,18 +661,7 @@ def test_saved_widget_state_draws_after_the_kernel_shut_down(session):
     s.need("first")
     page, path = s.page, s.home / NOTEBOOK.name
     s.phase = "saving and shutting the kernel down"
-    before = path.stat().st_mtime_ns
-    _menu(page, "File", "Save Notebook")
-    deadline = time.monotonic() + 120
-    while True:  # the file on disk is the new one, widget state and all
-        try:
-            if path.stat().st_mtime_ns != before and "widgets" in json.loads(path.read_text())["metadata"]:
-                break
-        except ValueError:  # caught mid-write
-            pass
-        assert time.monotonic() < deadline, "saving the notebook did not finish in 120 s"
-        time.sleep(0.1)
-    s.mark("saved")
+    _save(s)
     _menu(page, "Kernel", "Shut Down Kernel")
     deadline = time.monotonic() + 60
     while json.loads(urllib.request.urlopen(f"{s.url}/api/kernels?token={TOKEN}", timeout=5).read()):
