@@ -21,6 +21,7 @@ job that cannot be pickled (it names the object: the model, the dataset, the los
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import logging
 import multiprocessing as mp
@@ -104,8 +105,6 @@ def unpicklable(func: str, job: Any, exc: BaseException, where: str) -> ValueErr
 def start_method(executor: Any) -> str | None:
     """How a ``concurrent.futures.ProcessPoolExecutor`` starts its workers ('fork', 'spawn', 'forkserver');
     None for any other executor."""
-    import concurrent.futures as cf
-
     if not isinstance(executor, cf.ProcessPoolExecutor):
         return None
     context = getattr(executor, "_mp_context", None) or mp.get_context()
@@ -184,7 +183,7 @@ class Shipment:
             self._to_file(job, func)
         elif is_dask(executor):
             self._scatter(executor._client, job, func)
-        elif not isinstance(executor, _thread_pool()):
+        elif not isinstance(executor, cf.ThreadPoolExecutor):
             try:  # most engines pickle with cloudpickle: say now, not in every run, what cannot go
                 pack(job, _Discard())
             except Exception as exc:
@@ -215,10 +214,4 @@ class Shipment:
 class _Discard:
     def write(self, data: Any) -> int:
         return len(data)
-
-
-def _thread_pool() -> type:
-    import concurrent.futures as cf
-
-    return cf.ThreadPoolExecutor
 
