@@ -21,8 +21,8 @@ from ._format import flops, human
 from .result import Result, default_targets
 from .schema import FINISHED, LAW_COLUMNS, OPTIMA_COLUMNS, Status
 from .spec import PlanSpec
-from .visualizer import (isoflops_title, isoflops_traces, loss_clip, loss_curve_traces, plot_isoflops, plot_loss_curves,
-                         plot_scaling_laws, scaling_laws_titles, scaling_laws_traces, unlocated_data)
+from .visualizer import (headed, isoflops_title, isoflops_traces, loss_clip, loss_curve_traces, plot_isoflops,
+                         plot_loss_curves, plot_scaling_laws, scaling_laws_titles, scaling_laws_traces, unlocated_data)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -280,7 +280,7 @@ def _isoflops_inputs(snap: Snapshot) -> dict[str, Any]:
 
 
 def _isoflops_title(snap: Snapshot) -> str:
-    return "IsoFLOP curves: waiting for the first run" if snap.result is None else isoflops_title(
+    return headed("IsoFLOP curves", "waiting for the first run") if snap.result is None else isoflops_title(
         snap.result.estimator)
 
 
@@ -330,8 +330,8 @@ def _laws_titles(snap: Snapshot) -> dict[str, str]:
     titles = scaling_laws_titles(laws, "parabola" if snap.result is None else snap.result.estimator)
     if laws.empty:
         located = int(optima["usable"].astype(bool).sum()) if len(optima) else 0
-        titles["title"] = ("Compute-optimal scaling: the power laws appear once 2 budgets have a located "
-                           f"minimum ({located} so far)")
+        titles["title"] = headed("Compute-optimal scaling", "the power laws appear once 2 budgets have a located "
+                                 f"minimum ({located} so far)")
     return titles
 
 

@@ -24,11 +24,11 @@ from .._format import flops, human
 from ..approaches.laws import t_quantile
 from ..errors import FitWarning
 from ..frames import prepare_results
-from ._common import _budget_colours, _by_budget, _floats, _hover, _human
+from ._common import _budget_colours, _by_budget, _floats, _hover, _human, headed
 from .axes import log_ticks, padded, power_label
 from .curves import loss_axis_buttons, loss_clip, loss_curve_colours, loss_curve_traces, plot_loss_curves
 
-__all__ = ["isoflops_range", "isoflops_title", "isoflops_traces", "law_line_data", "law_values", "loss_axis_buttons",
+__all__ = ["headed", "isoflops_range", "isoflops_title", "isoflops_traces", "law_line_data", "law_values", "loss_axis_buttons",
            "loss_clip", "loss_curve_colours", "loss_curve_traces", "parabola_data", "plot_backtest", "plot_isoflops",
            "plot_loss_curves", "plot_scaling_laws", "scaling_laws_titles", "scaling_laws_traces", "unlocated_data"]
 
@@ -202,7 +202,7 @@ def isoflops_traces(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Seq
 
 def isoflops_title(estimator: str = "parabola") -> str:
     """The IsoFLOP figure's title, naming the ``estimator``."""
-    return f"IsoFLOP curves ({estimator} fit); stars mark each budget's located minimum"
+    return headed(f"IsoFLOP curves ({estimator} fit)", "stars mark each budget's located minimum")
 
 
 def plot_isoflops(results: pd.DataFrame, optima: pd.DataFrame, *, budgets: Sequence[float] | None = None,
@@ -302,7 +302,7 @@ def scaling_laws_titles(laws: pd.DataFrame, estimator: str = "parabola") -> dict
     which shows its exponent ("?" before a law is fitted)."""
     exps = {} if laws.empty else laws.set_index("quantity")["exponent"].to_dict()
     power = {q: "?" if exps.get(q) is None else f"{exps[q]:.3f}" for q in ("params", "tokens")}
-    return {"title": f"Compute-optimal scaling ({estimator} fit): power laws, extended to the targets",
+    return {"title": headed(f"Compute-optimal scaling ({estimator} fit)", "power laws, extended to the targets"),
             "params": f"N<sub>opt</sub> ∝ C<sup>{power['params']}</sup>",
             "tokens": f"D<sub>opt</sub> ∝ C<sup>{power['tokens']}</sup>"}
 
@@ -356,7 +356,7 @@ def plot_backtest(backtest: pd.DataFrame, *, estimator: str = "parabola") -> go.
         fig.update_xaxes(type="log", exponentformat="power", title_text="compute C (FLOPs)", row=1, col=col)
     fig.update_yaxes(type="log", exponentformat="power", title_text="parameters", row=1, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=2)
-    fig.update_layout(title=f"Backtest ({estimator} fit): a fit without the largest budget(s), against what they "
-                            "measured",
+    fig.update_layout(title=headed(f"Backtest ({estimator} fit)",
+                                   "a fit without the largest budget(s), against what they measured"),
                       template="plotly_white")
     return fig

@@ -25,6 +25,16 @@ def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
     return dict(zip(ordered, _viridis(len(ordered))))
 
 
+def headed(title: str, detail: str) -> str:
+    """A figure title in two lines: ``title``, and ``detail`` under it in smaller type. One long line was cut
+    off in a half-width cell; plotly does not wrap titles itself.
+
+    >>> headed("IsoFLOP curves", "stars mark each budget's located minimum")
+    "IsoFLOP curves<br><sup>stars mark each budget's located minimum</sup>"
+    """
+    return f"{title}<br><sup>{detail}</sup>"
+
+
 def _floats(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=float)
 

@@ -118,7 +118,7 @@ def pin_laws_axes(fig: Any, plan: pd.DataFrame, targets: Sequence[float]) -> Any
                          title_text="C (FLOPs)")
         fig.update_yaxes(range=ranges[quantity], autorange=False, **log_ticks(*ranges[quantity], 6), row=1, col=col,
                          title_text=None, **minor_grid(*ranges[quantity]))  # the panel's own title names it (N_opt ∝ C^a): room for the plot
-    return fig
+    return fig.update_layout(margin_t=95)  # the two-line title above the panels' own titles
 
 
 def live_look(fig: Any) -> Any:
