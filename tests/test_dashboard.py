@@ -12,6 +12,7 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 
 from flops_fit import plan_sweep  # noqa: E402
+from flops_fit._format import flops  # noqa: E402
 from flops_fit.examples import GPT  # noqa: E402
 from flops_fit.live import curves_update, laws_update  # noqa: E402
 from flops_fit.visualizer.axes import log_ticks, power_label, scaling_laws_ranges  # noqa: E402
@@ -173,9 +174,26 @@ def test_figures_follow_the_pages_theme(done):
     assert all(t.marker.color != "black" for t in optima)  # black markers would vanish on a dark page
     monitor.laws.update(*laws_update(monitor.snapshot, monitor.targets))  # a redraw keeps the theme's colours
     assert all(t.marker.color != "black" for t in monitor.laws.widget.data if t.name == "IsoFLOP optima")
+    # the smallest budget's colour (the start of Viridis, a purple near black) is lifted on a dark page
+    smallest = flops(min(monitor.snapshot.results["budget"])) + " FLOPs"
+    runs = [t for t in monitor.isoflops.widget.data if t.name == smallest and t.mode == "markers"]
+    assert runs and all(_lightness(t.marker.color) >= 0.4 for t in runs)
     monitor.page.theme = "light"
     assert [f.widget.layout.template.layout.font.color for f in figures] == light
     assert all(t.marker.color == "black" for t in monitor.laws.widget.data if t.name == "IsoFLOP optima")
+    assert all(_lightness(t.marker.color) < 0.2 for t in monitor.isoflops.widget.data
+               if t.name == smallest and t.mode == "markers")
+    # the log/linear buttons carry their own light background and dark text: plotly draws the active one
+    # near-white on any template, where plotly_dark's light text vanished
+    menu = monitor.curves.widget.layout.updatemenus[0]
+    assert _lightness(menu.bgcolor) > 0.8 and _lightness(menu.font.color) < 0.4
+
+
+def _lightness(colour: str) -> float:
+    """HLS lightness of ``rgb(r, g, b)`` or ``#rrggbb``."""
+    values = ([int(colour[i:i + 2], 16) for i in (1, 3, 5)] if colour.startswith("#") else
+              [float(v) for v in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]])
+    return (max(values) + min(values)) / 2 / 255
 
 
 def test_the_band_shows_even_when_narrow(done):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import colorsys
 import functools
+import re
+from collections.abc import Callable
 from typing import Any
 
 from .. import _deps
 
 CLEAR = "rgba(0,0,0,0)"  # the page shows through: no white block in a dark notebook
 
-# colours the figures use that do not read on a dark page, and what to draw instead there
-_ON_DARK = {"black": "#e6e6e6", "#000000": "#e6e6e6"}
+_NAMED_ON_DARK = {"black": "#e6e6e6"}  # named colours the figures use that do not read on a dark page
+_RGB = re.compile(r"^\s*rgba?\(\s*([\d.]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*([\d.]+)\s*)?\)\s*$")
+_HEX = re.compile(r"^#([0-9a-fA-F]{6})$")
 
 
 @functools.lru_cache(maxsize=2)
@@ -27,6 +31,35 @@ def live_template(dark: bool = False) -> dict[str, Any]:
     return _template(bool(dark))
 
 
-def theme_colours(dark: bool = False) -> dict[str, str]:
-    """Trace colours to swap on a ``dark`` page (black markers become light grey); none on a light one."""
-    return dict(_ON_DARK) if dark else {}
+@functools.lru_cache(maxsize=1024)
+def on_dark(colour: str) -> str:
+    """``colour`` as drawn on a dark page: black becomes light grey, and a dark colour (lightness under 0.5, as
+    the start of Viridis, the smallest budget's purple) is lifted to a lightness between 0.4 and 0.5, its hue and
+    saturation kept and darker staying darker. Light colours, named ones and what is not a colour come back as
+    given.
+
+    >>> on_dark("black"), on_dark("rgb(68, 1, 84)"), on_dark("#ffffff"), on_dark("crimson")
+    ('#e6e6e6', 'rgb(177, 3, 218)', '#ffffff', 'crimson')
+    >>> on_dark("rgba(0, 0, 0, 0.5)")
+    'rgba(102, 102, 102, 0.5)'
+    """
+    if colour in _NAMED_ON_DARK:
+        return _NAMED_ON_DARK[colour]
+    found, alpha = _RGB.match(colour), None
+    if found:
+        rgb, alpha = [float(v) / 255 for v in found.groups()[:3]], found.group(4)
+    elif _HEX.match(colour):
+        rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    else:
+        return colour
+    hue, lightness, saturation = colorsys.rgb_to_hls(*rgb)
+    if lightness >= 0.5:
+        return colour
+    lifted = colorsys.hls_to_rgb(hue, 0.4 + 0.2 * lightness, saturation)
+    r, g, b = (round(v * 255) for v in lifted)
+    return f"rgb({r}, {g}, {b})" if alpha is None else f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def theme_colours(dark: bool = False) -> Callable[[str], str] | None:
+    """How trace colours change on a ``dark`` page (:func:`on_dark`); None on a light one."""
+    return on_dark if dark else None

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -226,7 +226,7 @@ class LiveFigure:
         self._lock = threading.RLock()
         self._drawn = [_plain(_detach(trace)) for trace in widget._data]  # what each trace was drawn from
         self._source = list(self._drawn)  # the traces as last given, before a theme's colours
-        self._colours: dict[str, str] = {}  # a theme's colour swaps (black on a dark page...)
+        self._colours: Callable[[str], str] | None = None  # a theme's colours (black to grey on a dark page...)
         self._template: Mapping[str, Any] | None = None  # a theme's template, kept through show()
         self._highlight, self._highlighted = highlight, None  # hovered trace's line width, and which it is
         self._state: list[dict[str, Any]] = []  # the traces as saved in the widget's state
@@ -266,25 +266,33 @@ class LiveFigure:
                 for i, edit in edits.items():
                     self.widget._batch_trace_edits[i] = edit
 
-    def theme(self, template: Mapping[str, Any], colours: Mapping[str, str] | None = None) -> None:
-        """Draw with ``template`` (a layout's ``template`` value) and trace colours swapped as ``colours`` says
-        (``{"black": "#e6e6e6"}`` on a dark page), from now on, redraws and :meth:`show` included."""
+    def theme(self, template: Mapping[str, Any], colours: Callable[[str], str] | None = None) -> None:
+        """Draw with ``template`` (a layout's ``template`` value) and each trace colour passed through ``colours``
+        (:func:`~flops_fit.visualizer.theme.on_dark` on a dark page), from now on, redraws and :meth:`show`
+        included."""
         with self._lock:
-            self._template, self._colours = template, dict(colours or {})
+            self._template, self._colours = template, colours
             self.update(self._source, {"template": _detach(template)})
 
     def _recolour(self, trace: dict[str, Any]) -> dict[str, Any]:
-        """``trace`` with the theme's colour swaps applied to its marker, line and text colours."""
-        swaps = self._colours
-        if not swaps:
+        """``trace`` with the theme's colours applied to its marker, line and text colours (one or one per
+        point)."""
+        swap = self._colours
+        if swap is None:
             return trace
         out = trace
         for part in ("marker", "line", "textfont"):
             value = trace.get(part)
             colour = value.get("color") if isinstance(value, dict) else None
-            if isinstance(colour, str) and colour in swaps:
+            if isinstance(colour, str):
+                new = swap(colour)
+            elif isinstance(colour, (list, tuple)) and all(isinstance(c, str) for c in colour):
+                new = [swap(c) for c in colour]
+            else:
+                continue
+            if new != colour:
                 out = dict(out) if out is trace else out
-                out[part] = {**value, "color": swaps[colour]}
+                out[part] = {**value, "color": new}
         return out
 
     def show(self, fig: Any) -> None:
