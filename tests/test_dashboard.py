@@ -4,6 +4,8 @@ state a view is built from (tests/test_browser.py checks the page itself)."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -210,3 +212,23 @@ def test_designer_controls_read_as_active_and_errors_wrap_between_words():
     designer.budget_range.value = (1e9, 3e9)  # no size can serve such budgets
     assert "No plan" in designer.summary.value and "<pre" not in designer.summary.value
     assert "word-break:normal" in designer.summary.value and "overflow-wrap:break-word" in designer.summary.value
+
+
+PRELOAD = """
+import sys, time
+from flops_fit.examples import GPT
+from flops_fit.widgets import SweepDesigner
+from flops_fit.widgets import figure
+assert "plotly.basewidget" not in sys.modules
+SweepDesigner(GPT, "d_model", model_kwargs={"n_layer": 4}, n_budgets=3)
+figure._preloading.join(120)
+assert not figure._preloading.is_alive() and "plotly.basewidget" in sys.modules
+print("loaded")
+"""
+
+
+def test_the_designer_loads_plotlys_widget_code_while_the_user_plans():
+    # in a fresh kernel, importing plotly's FigureWidget (it brings nbformat's validator) took seconds after the
+    # first click on Run; the designer starts it in the background, before any Run
+    done = subprocess.run([sys.executable, "-c", PRELOAD], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-2000:]

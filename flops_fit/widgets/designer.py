@@ -23,6 +23,7 @@ from ..spec import PlanSpec
 from ..training.device import peak_flops, pick_device
 from ..worker import prestart
 from ._deps import widgets
+from .figure import preload
 from .monitor import SweepMonitor, measured_rate
 
 logger = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ class SweepDesigner:
         self.limit_sizes.observe(self._toggle_limits, names="value")
         self.mode.observe(lambda _: self._warm_worker(), names="value")
         self._warm_worker()
+        preload()  # plotly's widget code, while the user plans: the first Run no longer waits for it
 
     def _warm_worker(self) -> None:
         """In local mode, start the process a background sweep trains in now, while the user plans: a new one

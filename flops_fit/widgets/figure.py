@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from .. import _deps
 from ._deps import figure_widget, widgets
 
 # what a person sets by zooming and panning: kept when a redraw does not set it itself
@@ -145,6 +147,30 @@ def plotly_code() -> Any:
             build = hashlib.sha1(source.encode()).hexdigest()[:16]
             _code = _widget_classes()[0](source=source, build=build)
         return _code
+
+
+_preloading: threading.Thread | None = None
+
+
+def preload() -> None:
+    """Import plotly's FigureWidget in a background thread, once per kernel, and build a first figure: the
+    first time, plotly also loads nbformat and its schema validator, seconds that the first :class:`LiveFigure`
+    would otherwise spend after the user pressed Run. Nothing is shown or kept; an import error is left for the
+    first LiveFigure to report. A LiveFigure made meanwhile waits for the import (Python's import lock)."""
+    global _preloading
+    if _preloading is not None or "plotly.basewidget" in sys.modules:
+        return
+
+    def load() -> None:
+        try:
+            figure_widget("LiveFigure")
+            go, _ = _deps.plotly()
+            go.Figure(go.Scatter(x=[1.0], y=[1.0]), layout={"template": "plotly_white"})  # trace and layout code
+        except Exception:  # noqa: BLE001 - reported by the first LiveFigure, where the user looks
+            pass
+
+    _preloading = threading.Thread(target=load, name="flops_fit-preload", daemon=True)
+    _preloading.start()
 
 
 def _same(old: Any, new: Any) -> bool:
