@@ -27,11 +27,15 @@ demo: $(VENV)/.installed
 # the layering contracts first (pyproject.toml); tests never reach a model or dataset hub: loaders fail
 # fast offline and fall back to local data. One torch/BLAS thread per process: the tests' models are tiny and
 # several processes (pytest, sweep workers, kernels, servers) share the cores; with a thread pool each, torch's
-# threads spin against each other and the same training costs several times the CPU (tests/conftest.py too)
+# threads spin against each other and the same training costs several times the CPU (tests/conftest.py too).
+# TEST_WORKERS pytest-xdist processes share the files (a file's tests stay together, so module fixtures such as
+# the browser test's JupyterLab start once): 2 took the suite from 731 s to 460 s on a 2-core machine;
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(BIN)/python -m pytest flops_fit tests --nbmake notebooks --durations=15
+		$(BIN)/python -m pytest flops_fit tests --nbmake notebooks --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_speed.py
