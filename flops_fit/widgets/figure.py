@@ -131,6 +131,26 @@ def _widget_classes() -> tuple[type, type]:
         def _code_model(self) -> str:
             return plotly_code().model_id
 
+        # After each edit a view reports every property its drawing differs in from the model's copy on the page
+        # (plotly's defaults, mostly); plotly keeps them as defaults and deletes them from the figure's own traces
+        # and layout (and from the page's copy). Once a view reported a property the kernel had set (a star
+        # trace's 'star' symbol): the kernel's trace lost it, its saved copy too, and a reloaded page drew that
+        # star as a run marker (28 points for 27 runs). Defaults are never read here: a report only ends an edit.
+        _handler_js2py_traceDeltas = _handler_js2py_layoutDelta = None  # plotly's handlers, not registered
+
+        @traitlets.observe("_js2py_traceDeltas", "_js2py_layoutDelta")
+        def _view_reported(self, change: dict[str, Any]) -> None:
+            report, trace = change["new"], change["name"] == "_js2py_traceDeltas"
+            if not report:
+                return
+            if trace and report.get("trace_edit_id") == self._last_trace_edit_id:  # the latest edit, as plotly
+                self._trace_edit_in_process = False
+            elif not trace and report.get("layout_edit_id") == self._last_layout_edit_id:
+                self._layout_edit_in_process = False
+            while not (self._trace_edit_in_process or self._layout_edit_in_process) and self._waiting_edit_callbacks:
+                self._waiting_edit_callbacks.pop()()  # plotly's on_edits_completed callbacks
+            setattr(self, change["name"], None)
+
     return PlotlyCode, FigureWidget
 
 
