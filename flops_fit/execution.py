@@ -24,7 +24,7 @@ from ._checks import param_error
 from .channel import EventChannel
 from .errors import RunAbandoned, SweepIncomplete
 from .events import Callback, emitter
-from .jobs import Job, failed_outcome, run_job, run_remote
+from .jobs import Job, failed_outcome, run_job, run_remote, silent_outcome
 from .shipping import Shipment
 from .progress import TqdmProgress
 from .schema import CURVE_COLUMNS, FINISHED, OUTCOME_COLUMNS, Status
@@ -259,10 +259,8 @@ class SweepExecution:
         where = watch.where(row["run_id"])
         logger.warning("run %s: no progress for %g s on %s; recorded failed, the sweep goes on", row["run_id"],
                        self.run_timeout, where)
-        self.record(row, failed_outcome(
-            f"no progress for {self.run_timeout:g} s: its worker ({where}) sent no step in that time (a hung data "
-            "loader, a deadlock, a step slower than run_timeout); the sweep went on without it"),
-            pd.DataFrame(columns=CURVE_COLUMNS))
+        self.record(row, silent_outcome(self.run_timeout, f"worker ({where})", "the sweep went on without it"),
+                    pd.DataFrame(columns=CURVE_COLUMNS))
         watch.abandon(future, row["run_id"])
 
     def _incomplete(self, refused: BaseException, unrun: int, lost: int) -> SweepIncomplete:

@@ -144,6 +144,17 @@ def failed_outcome(error: str) -> dict[str, Any]:
     return {"status": Status.FAILED.value, "loss": float("nan"), "tokens_trained": 0, "error": error}
 
 
+def silent_outcome(seconds: float, worker: str, then: str) -> dict[str, Any]:
+    """The outcome of a run whose ``worker`` ("worker process", "worker (pid 12 on host)") sent nothing for
+    ``seconds`` (a sweep's ``run_timeout``): ``failed``, with the likely causes and what happened ``then``.
+
+    >>> silent_outcome(10, "worker process", "the sweep went on without it")["error"][:60]
+    'no progress for 10 s: its worker process sent no step in tha'
+    """
+    return failed_outcome(f"no progress for {seconds:g} s: its {worker} sent no step in that time (a hung data "
+                          f"loader, a deadlock, a step slower than run_timeout); {then}")
+
+
 def run_remote(job: Job, row: Row, submitter: int, ticket: Ticket | None = None) -> tuple[dict[str, Any],
                                                                                         pd.DataFrame]:
     """:func:`run_job` as an executor's worker runs it: its ``run_start`` (which says the worker's host and pid),

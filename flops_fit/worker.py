@@ -45,7 +45,7 @@ import pandas as pd
 from ._checks import warn
 from .errors import RunAbandoned
 from .events import Callback
-from .jobs import Job, exit_with_parent, failed_outcome, run_job
+from .jobs import Job, exit_with_parent, failed_outcome, run_job, silent_outcome
 from .schema import CURVE_COLUMNS
 from .shipping import pack
 
@@ -255,8 +255,7 @@ class TrainingWorker:
                 logger.warning("run %s: no progress for %g s; killing its worker, the sweep goes on in a new one",
                                row["run_id"], self.run_timeout)
                 self._end(kill=True)
-                return failed_outcome(f"no progress for {self.run_timeout:g} s: its worker process sent no step in "
-                                      "that time (a hung data loader, a deadlock, a step slower than run_timeout); "
+                return silent_outcome(self.run_timeout, "worker process",
                                       "it was killed and the sweep went on in a new one"), \
                     pd.DataFrame(columns=CURVE_COLUMNS)
             if message is None:
