@@ -244,7 +244,9 @@ def _rows_of(plan: pd.DataFrame, rows: PlanRows) -> pd.Series:
 
 def _check_plan(plan: object, func: str) -> None:
     if not isinstance(plan, pd.DataFrame):
-        raise param_error("plan", func, "a DataFrame from plan_sweep()", type(plan).__name__)
+        fix = (f"A {type(plan).__name__} holds its plan as .plan: pass {func}(plan.plan, ...), or call "
+               "plan.run(mode=...)." if isinstance(getattr(plan, "plan", None), pd.DataFrame) else "")
+        raise param_error("plan", func, "a DataFrame from plan_sweep()", type(plan).__name__, fix)
     missing = [c for c in PLAN_REQUIRED if c not in plan.columns]
     if missing:
         raise param_error("plan", func, f"a DataFrame with columns {PLAN_REQUIRED}", list(plan.columns),

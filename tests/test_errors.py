@@ -131,6 +131,10 @@ def test_run_sweep_bad_inputs(gpt_plan):
         run_sweep(gpt_plan, seed=-1)
     with pytest.raises(ValueError, match="'plan' parameter.*DataFrame"):
         run_sweep([1, 2, 3])
+    held = find_optimal(GPT, "d_model", compute_budgets=[1e17, 1e18], model_kwargs={"n_layer": 2})  # a SweepPlan
+    with pytest.raises(ValueError, match=r"Got 'SweepPlan' instead\. A SweepPlan holds its plan as \.plan: pass "
+                                         r"run_sweep\(plan\.plan, \.\.\.\), or call plan\.run\(mode=\.\.\.\)"):
+        run_sweep(held, mode="mock")
 
 
 def test_results_missing_columns():
