@@ -218,11 +218,11 @@ PRELOAD = """
 import sys, time
 from flops_fit.examples import GPT
 from flops_fit.widgets import SweepDesigner
-from flops_fit.widgets import figure
+from flops_fit.widgets import plotly_widget
 assert "plotly.basewidget" not in sys.modules
 SweepDesigner(GPT, "d_model", model_kwargs={"n_layer": 4}, n_budgets=3)
-figure._preloading.join(120)
-assert not figure._preloading.is_alive() and "plotly.basewidget" in sys.modules
+plotly_widget._preloading.join(120)
+assert not plotly_widget._preloading.is_alive() and "plotly.basewidget" in sys.modules
 print("loaded")
 """
 

@@ -23,7 +23,7 @@ from ..spec import PlanSpec
 from ..training.device import peak_flops, pick_device
 from ..worker import prestart
 from ._deps import widgets
-from .figure import preload
+from .plotly_widget import preload
 from .monitor import SweepMonitor, measured_rate
 
 logger = logging.getLogger(__name__)
