@@ -185,7 +185,7 @@ def test_figures_follow_the_pages_theme(done):
     assert all(t.marker.color == "black" for t in monitor.laws.widget.data if t.name == "IsoFLOP optima")
     assert all(_lightness(t.marker.color) < 0.2 for t in monitor.isoflops.widget.data
                if t.name == smallest and t.mode == "markers")
-    # the log/linear buttons carry their own light background and dark text: plotly draws the active one
+    # the log/linear dropdown carries its own light background and dark text: plotly draws the active item
     # near-white on any template, where plotly_dark's light text vanished
     menu = monitor.curves.widget.layout.updatemenus[0]
     assert _lightness(menu.bgcolor) > 0.8 and _lightness(menu.font.color) < 0.4

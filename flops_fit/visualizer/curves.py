@@ -75,13 +75,15 @@ def loss_curve_traces(curves: pd.DataFrame, runs: pd.DataFrame) -> list[dict[str
 
 
 def loss_axis_buttons() -> list[dict[str, Any]]:
-    """The loss curves' log / linear toggle on the loss axis, as plotly ``updatemenus``."""
-    return [{"type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.12, "yanchor": "bottom",
+    """The loss curves' log / linear choice for the loss axis, as a plotly ``updatemenus`` dropdown whose header
+    names the axis as it is ("loss axis: linear")."""
+    # a dropdown, not two buttons: plotly draws the active button near-white whatever the template says, which
+    # read as the unpressed one (and, under plotly_dark's light text, could not be read at all); colours of its
+    # own, read on a light or a dark page
+    return [{"type": "dropdown", "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.12, "yanchor": "bottom",
              "showactive": True, "active": 0, "pad": {"r": 2, "t": 2},
-             # colours of their own, read on a light or a dark page: plotly draws the active button near-white
-             # whatever the template says, and plotly_dark's light text on it could not be read
-             "bgcolor": "#dfe5ee", "bordercolor": "#aab4c3", "font": {"color": "#2a3f5f"},
-             "buttons": [{"label": f"{kind} loss", "method": "relayout", "args": [{"yaxis.type": kind}]}
+             "bgcolor": "#eef1f6", "bordercolor": "#aab4c3", "font": {"color": "#2a3f5f"},
+             "buttons": [{"label": f"loss axis: {kind}", "method": "relayout", "args": [{"yaxis.type": kind}]}
                          for kind in ("linear", "log")]}]
 
 
