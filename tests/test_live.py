@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import math
 
 import pandas as pd
@@ -168,3 +169,12 @@ def test_completed_runs_are_the_runs_the_fit_reads(finished):
     columns = ["run_id", "budget", "params", "tokens", "loss"]
     pd.testing.assert_frame_equal(completed_runs(frame)[columns], expected[columns], check_dtype=False)
     assert len(completed_runs(frame)) == 11
+
+
+def test_tables_align_numbers_right_and_words_left_with_their_headers():
+    from flops_fit.live import html_table
+
+    html = html_table(pd.DataFrame({"compute": ["1.00e+17"], "N_opt": ["5.46B (5.22B–5.97B)"], "source": ["vpnls fit"],
+                                    "loss": [""]}))
+    cells = re.findall(r'<t[hd] style="text-align:(\w+)">', html)
+    assert cells == ["right", "right", "left", "right"] * 2  # the header row, then the row of values
