@@ -118,10 +118,10 @@ def html_table(frame: pd.DataFrame) -> str:
 
     >>> table = html_table(pd.DataFrame({"loss": ["<1"]}))
     >>> table[table.index("<tbody>"):]
-    '<tbody><tr><td style="text-align:left">&lt;1</td></tr></tbody></table>'
+    '<tbody><tr><td style="text-align:left;padding:1px 0.5em">&lt;1</td></tr></tbody></table>'
     """
-    align = [f' style="text-align:{"right" if frame[c].astype(str).str.match(_NUMBER).all() else "left"}"'
-             for c in frame.columns]
+    align = [f' style="text-align:{"right" if frame[c].astype(str).str.match(_NUMBER).all() else "left"};'
+             'padding:1px 0.5em"' for c in frame.columns]
     head = "".join(f"<th{a}>{escape(str(name))}</th>" for name, a in zip(frame.columns, align))
     body = "".join("<tr>" + "".join(f"<td{a}>{escape(str(value))}</td>" for value, a in zip(row, align)) + "</tr>"
                    for row in frame.itertuples(index=False, name=None))

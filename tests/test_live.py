@@ -176,5 +176,5 @@ def test_tables_align_numbers_right_and_words_left_with_their_headers():
 
     html = html_table(pd.DataFrame({"compute": ["1.00e+17"], "N_opt": ["5.46B (5.22B–5.97B)"], "source": ["vpnls fit"],
                                     "loss": [""]}))
-    cells = re.findall(r'<t[hd] style="text-align:(\w+)">', html)
+    cells = re.findall(r'<t[hd] style="text-align:(\w+);', html)
     assert cells == ["right", "right", "left", "right"] * 2  # the header row, then the row of values
