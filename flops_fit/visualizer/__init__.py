@@ -28,9 +28,10 @@ from ._common import _budget_colours, _by_budget, _floats, _hover, _human, heade
 from .axes import log_ticks, padded, power_label
 from .curves import loss_axis_buttons, loss_clip, loss_curve_colours, loss_curve_traces, plot_loss_curves
 
-__all__ = ["headed", "isoflops_range", "isoflops_title", "isoflops_traces", "law_line_data", "law_values", "loss_axis_buttons",
-           "loss_clip", "loss_curve_colours", "loss_curve_traces", "parabola_data", "plot_backtest", "plot_isoflops",
-           "plot_loss_curves", "plot_scaling_laws", "scaling_laws_titles", "scaling_laws_traces", "unlocated_data"]
+__all__ = ["headed", "isoflops_range", "isoflops_title", "isoflops_traces", "law_line_data", "law_values",
+           "loss_axis_buttons", "loss_clip", "loss_curve_colours", "loss_curve_traces", "parabola_data",
+           "plot_backtest", "plot_isoflops", "plot_loss_curves", "plot_scaling_laws", "scaling_laws_titles",
+           "scaling_laws_traces", "unlocated_data"]
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +24,27 @@ def _viridis(count: int) -> tuple[str, ...]:
 def _budget_colours(budgets: Sequence[float]) -> dict[float, str]:
     ordered = sorted(budgets)
     return dict(zip(ordered, _viridis(len(ordered))))
+
+
+_RGB = re.compile(r"^\s*rgba?\(\s*([\d.]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*([\d.]+)\s*)?\)\s*$")
+_HEX = re.compile(r"^#([0-9a-fA-F]{6})$")
+
+
+def rgb_of(colour: str) -> tuple[tuple[float, float, float], str | None] | None:
+    """``colour``'s red, green and blue (0-255) and its alpha as written (None without one), for ``rgb(...)``,
+    ``rgba(...)`` and ``#rrggbb``; None for anything else (a named colour).
+
+    >>> rgb_of("rgba(68, 1, 84, 0.5)"), rgb_of("#ff0080"), rgb_of("black")
+    (((68.0, 1.0, 84.0), '0.5'), ((255.0, 0.0, 128.0), None), None)
+    """
+    found = _RGB.match(colour)
+    if found:
+        r, g, b = (float(v) for v in found.groups()[:3])
+        return (r, g, b), found.group(4)
+    if _HEX.match(colour):
+        r, g, b = (float(int(colour[i:i + 2], 16)) for i in (1, 3, 5))
+        return (r, g, b), None
+    return None
 
 
 def headed(title: str, detail: str) -> str:

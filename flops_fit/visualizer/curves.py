@@ -10,7 +10,7 @@ import pandas as pd
 from .. import _deps
 from .._checks import param_error
 from .._format import flops, human
-from ._common import _budget_colours, _floats
+from ._common import _budget_colours, _floats, rgb_of
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def _shade(colour: str, t: float) -> str:
     """``colour`` (``rgb(r, g, b)``) mixed with white for ``t`` < 0 or black for ``t`` > 0 (|t| <= 1)."""
-    rgb = np.array([float(v) for v in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]])
+    rgb = np.array(rgb_of(colour)[0])
     mixed = rgb * (1 - t) if t > 0 else rgb + -t * (255.0 - rgb)
     return "rgb({}, {}, {})".format(*(int(round(v)) for v in np.clip(mixed, 0, 255)))
 

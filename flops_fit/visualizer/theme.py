@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import colorsys
 import functools
-import re
 from collections.abc import Callable
 from typing import Any
 
 from .. import _deps
+from ._common import rgb_of
 
 CLEAR = "rgba(0,0,0,0)"  # the page shows through: no white block in a dark notebook
 
-_NAMED_ON_DARK = {"black": "#e6e6e6"}  # named colours the figures use that do not read on a dark page
-_RGB = re.compile(r"^\s*rgba?\(\s*([\d.]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*([\d.]+)\s*)?\)\s*$")
-_HEX = re.compile(r"^#([0-9a-fA-F]{6})$")
+# black, which the figures use for markers and text: light grey on a dark page (not only lifted to mid grey)
+_BLACK_ON_DARK = {"black": "#e6e6e6", "#000000": "#e6e6e6"}
 
 
 @functools.lru_cache(maxsize=2)
@@ -38,21 +37,18 @@ def on_dark(colour: str) -> str:
     saturation kept and darker staying darker. Light colours, named ones and what is not a colour come back as
     given.
 
-    >>> on_dark("black"), on_dark("rgb(68, 1, 84)"), on_dark("#ffffff"), on_dark("crimson")
-    ('#e6e6e6', 'rgb(177, 3, 218)', '#ffffff', 'crimson')
+    >>> on_dark("black"), on_dark("#000000"), on_dark("rgb(68, 1, 84)"), on_dark("#ffffff"), on_dark("crimson")
+    ('#e6e6e6', '#e6e6e6', 'rgb(177, 3, 218)', '#ffffff', 'crimson')
     >>> on_dark("rgba(0, 0, 0, 0.5)")
     'rgba(102, 102, 102, 0.5)'
     """
-    if colour in _NAMED_ON_DARK:
-        return _NAMED_ON_DARK[colour]
-    found, alpha = _RGB.match(colour), None
-    if found:
-        rgb, alpha = [float(v) / 255 for v in found.groups()[:3]], found.group(4)
-    elif _HEX.match(colour):
-        rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-    else:
+    if colour in _BLACK_ON_DARK:
+        return _BLACK_ON_DARK[colour]
+    parsed = rgb_of(colour)
+    if parsed is None:
         return colour
-    hue, lightness, saturation = colorsys.rgb_to_hls(*rgb)
+    rgb, alpha = parsed
+    hue, lightness, saturation = colorsys.rgb_to_hls(*(v / 255 for v in rgb))
     if lightness >= 0.5:
         return colour
     lifted = colorsys.hls_to_rgb(hue, 0.4 + 0.2 * lightness, saturation)

@@ -23,8 +23,8 @@ from ..spec import PlanSpec
 from ..training.device import peak_flops, pick_device
 from ..worker import prestart
 from ._deps import widgets
-from .plotly_widget import preload
 from .monitor import SweepMonitor, measured_rate
+from .plotly_widget import preload
 
 logger = logging.getLogger(__name__)
 
