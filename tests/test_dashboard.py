@@ -17,6 +17,7 @@ from flops_fit import plan_sweep  # noqa: E402
 from flops_fit._format import flops  # noqa: E402
 from flops_fit.examples import GPT  # noqa: E402
 from flops_fit.live import curves_update, laws_update  # noqa: E402
+from flops_fit.visualizer._common import rgb_of  # noqa: E402
 from flops_fit.visualizer.axes import log_ticks, power_label, scaling_laws_ranges  # noqa: E402
 from flops_fit.widgets import SweepDesigner, SweepMonitor  # noqa: E402
 from flops_fit.widgets.dashboard import NOTES_HEIGHT, Notes  # noqa: E402
@@ -193,8 +194,7 @@ def test_figures_follow_the_pages_theme(done):
 
 def _lightness(colour: str) -> float:
     """HLS lightness of ``rgb(r, g, b)`` or ``#rrggbb``."""
-    values = ([int(colour[i:i + 2], 16) for i in (1, 3, 5)] if colour.startswith("#") else
-              [float(v) for v in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]])
+    values, _ = rgb_of(colour)
     return (max(values) + min(values)) / 2 / 255
 
 
